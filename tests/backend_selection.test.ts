@@ -1,0 +1,83 @@
+import { describe, it } from "node:test";
+import { expect } from "expect";
+import { tf } from "../lib/tf.ts";
+import { BackendUnavailableError, parseBackendName, selectBackend } from "../lib/backend.ts";
+
+/** A small graph: matmul, conv2d, depthwise conv, and gradients through conv, depthwise conv and gather. */
+async function smallGraph(): Promise<Record<string, Float32Array>> {
+  const tensors = tf.tidy(() => {
+    const a = tf.tensor2d(Array.from({ length: 12 }, (_, i) => Math.sin(i + 1)), [3, 4]);
+    const b = tf.tensor2d(Array.from({ length: 20 }, (_, i) => Math.cos(i * 0.7)), [4, 5]);
+    const image = tf.tensor4d(Array.from({ length: 2 * 6 * 6 * 3 }, (_, i) => Math.sin(i * 0.37)), [2, 6, 6, 3]);
+    const filter = tf.tensor4d(Array.from({ length: 3 * 3 * 3 * 4 }, (_, i) => Math.cos(i * 0.11)), [3, 3, 3, 4]);
+    const dwFilter = tf.tensor4d(Array.from({ length: 7 * 7 * 3 }, (_, i) => Math.sin(i * 0.05)), [7, 7, 3, 1]);
+    const f = (w: tf.Tensor) => tf.mean(tf.square(tf.conv2d(image, w as tf.Tensor4D, 1, "same")));
+    const fDepthwise = (x: tf.Tensor, w: tf.Tensor) =>
+      tf.mean(tf.square(tf.depthwiseConv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, "same")));
+    const embedding = tf.tensor2d(Array.from({ length: 10 * 3 }, (_, i) => Math.sin(i)), [10, 3]);
+    const fGather = (table: tf.Tensor) => tf.sum(tf.square(tf.gather(table, tf.tensor1d([1, 4, 4, 9], "int32"))));
+    const [dwInputGrad, dwFilterGrad] = tf.grads(fDepthwise)([image, dwFilter]);
+    return {
+      matmul: tf.matMul(a, b),
+      conv: tf.conv2d(image, filter, [2, 2], "same"),
+      depthwise: tf.depthwiseConv2d(image, dwFilter, 1, "same"),
+      grad: tf.grad(f)(filter),
+      depthwiseInputGrad: dwInputGrad,
+      depthwiseFilterGrad: dwFilterGrad,
+      gatherGrad: tf.grad(fGather)(embedding),
+    };
+  });
+  const values: Record<string, Float32Array> = {};
+  for (const [name, tensor] of Object.entries(tensors)) {
+    values[name] = (await tensor.data()) as Float32Array; // dataSync is unavailable on webgpu in Deno
+    tensor.dispose();
+  }
+  return values;
+}
+
+function maxRelativeDifference(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  let scale = 0;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) {
+    scale = Math.max(scale, Math.abs(a[i]));
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+  }
+  return diff / Math.max(scale, 1e-12);
+}
+
+describe("backend selection", () => {
+  it("parses TFJS_BACKEND values and rejects unknown ones", () => {
+    expect(parseBackendName("")).toBe("auto");
+    expect(parseBackendName("WASM")).toBe("wasm");
+    expect(() => parseBackendName("cuda")).toThrow(/not a known backend/);
+  });
+
+  it("an explicitly requested backend that is missing is an error, not a fallback", async () => {
+    await expect(selectBackend("tensorflow", { quiet: true })).rejects.toThrow(BackendUnavailableError);
+  });
+
+  it("automatic selection picks an available backend and says why", async () => {
+    const choice = await selectBackend("auto", { quiet: true });
+    expect(["tensorflow", "webgpu", "wasm", "cpu"]).toContain(choice.backend);
+    expect(choice.reason.length).toBeGreaterThan(0);
+    expect(tf.getBackend()).toBe(choice.backend);
+  });
+
+  it("the same small graph gives the same numbers on cpu, wasm and webgpu (software adapter)", async () => {
+    await selectBackend("cpu", { quiet: true });
+    const reference = await smallGraph();
+    const backends: ("wasm" | "webgpu-software")[] = ["wasm", "webgpu-software"];
+    for (const name of backends) {
+      const choice = await selectBackend(name, { quiet: true });
+      const before = tf.memory().numTensors;
+      const result = await smallGraph();
+      expect(tf.memory().numTensors).toBe(before);
+      for (const key of Object.keys(reference) as (keyof typeof reference)[]) {
+        const difference = maxRelativeDifference(reference[key], result[key]);
+        if (difference > 1e-5) throw new Error(`${choice.backend}: ${key} differs from cpu by ${difference}`);
+      }
+    }
+    await selectBackend("cpu", { quiet: true });
+  });
+});

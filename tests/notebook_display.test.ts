@@ -1,0 +1,79 @@
+import { describe, it } from "node:test";
+import { expect } from "expect";
+import pl from "nodejs-polars";
+import { figureHtml, figureText, tableBundle } from "../lib/notebook/display.ts";
+import { notebookParams, suitePreset } from "../lib/notebook/params.ts";
+import { Progress } from "../lib/notebook/progress.ts";
+
+describe("notebook parameters", () => {
+  it("reads overrides from the environment with the defaults' types", () => {
+    Deno.env.set("NB_TEST_EPOCHS", "7");
+    Deno.env.set("NB_TEST_FLAG", "false");
+    Deno.env.set("NB_TEST_NAME", "real");
+    try {
+      const p = notebookParams({ NB_TEST_EPOCHS: 3, NB_TEST_FLAG: true, NB_TEST_NAME: "demo", NB_TEST_LR: 0.001 });
+      expect(p).toEqual({ NB_TEST_EPOCHS: 7, NB_TEST_FLAG: false, NB_TEST_NAME: "real", NB_TEST_LR: 0.001 });
+    } finally {
+      ["NB_TEST_EPOCHS", "NB_TEST_FLAG", "NB_TEST_NAME"].forEach((k) => Deno.env.delete(k));
+    }
+  });
+
+  it("names the variable when a value cannot be coerced", () => {
+    Deno.env.set("NB_TEST_EPOCHS", "ten");
+    try {
+      expect(() => notebookParams({ NB_TEST_EPOCHS: 3 })).toThrow(/NB_TEST_EPOCHS="ten" is not a number/);
+    } finally {
+      Deno.env.delete("NB_TEST_EPOCHS");
+    }
+  });
+
+  it("rejects an unknown preset", () => {
+    Deno.env.set("SUITE_PRESET", "huge");
+    try {
+      expect(() => suitePreset()).toThrow(/not one of demo, real, test/);
+    } finally {
+      Deno.env.delete("SUITE_PRESET");
+    }
+  });
+});
+
+describe("display", () => {
+  it("renders a polars DataFrame as HTML and text, eliding the middle rows", () => {
+    const df = pl.DataFrame({
+      sku: Array.from({ length: 30 }, (_, i) => i),
+      name: Array.from({ length: 30 }, (_, i) => `<map ${i}>`),
+    });
+    const bundle = tableBundle(df, { title: "products", maxRows: 6 });
+    const html = bundle["text/html"] as string;
+    expect(html).toContain("30 rows × 2 columns");
+    expect(html).toContain("&lt;map 0&gt;");
+    expect(html).not.toContain("&lt;map 10&gt;");
+    expect(html).toContain("&lt;map 29&gt;");
+    expect(bundle["text/plain"] as string).toContain("products (30 rows)");
+  });
+
+  it("embeds plotly.js once and draws each figure", () => {
+    const figure = {
+      data: [{ type: "bar", x: [1, 2], y: [3, 4], name: "counts" }],
+      layout: { title: { text: "Class counts" } },
+    };
+    const first = figureHtml(figure, { includePlotly: true });
+    const second = figureHtml(figure, { includePlotly: false });
+    expect(first.length).toBeGreaterThan(1_000_000);
+    expect(second.length).toBeLessThan(2_000);
+    expect(second).toContain("Plotly.newPlot");
+    expect(figureText(figure)).toBe('[plot] Class counts: bar "counts"');
+  });
+});
+
+describe("progress", () => {
+  it("reports count, percentage, rate and metrics", () => {
+    const bar = new Progress({ total: 4, label: "train", unit: "pairs", silent: true });
+    bar.tick(1, { loss: 0.5 });
+    bar.tick(1, { loss: 0.25 });
+    const line = bar.line();
+    expect(line).toMatch(/^train .* 2\/4 \(50%\) .* pairs\/s eta .* loss=0\.25$/);
+    expect(bar.value).toBe(2);
+    expect(() => new Progress({ total: Number.NaN, label: "x" })).toThrow(/total must be >= 0/);
+  });
+});
