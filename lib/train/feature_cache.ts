@@ -1,0 +1,73 @@
+/**
+ * On-disk cache of tower features for head-mode training: the towers are frozen, so each
+ * product's features are computed once and reused across epochs and runs. The key is a hash of
+ * the tower weights and of the preprocessed inputs (images, tokens, sizes, normalisation), so a
+ * change to either recomputes; a corrupt cache file is recomputed, not trusted.
+ */
+import { join } from "node:path";
+import type { SiameseRuCLIP } from "../model/siamese.ts";
+import { readSafetensors, writeSafetensors } from "../model/safetensors.ts";
+import { exists, writeFileAtomic } from "../fs.ts";
+import { dataDir } from "../paths.ts";
+import type { ProductInputs } from "./product_inputs.ts";
+import { computeTowerFeatures, type EncodeOptions } from "./embed.ts";
+
+/** SHA-256 (hex, 16 chars) of the weights of every non-head parameter. */
+export async function towerWeightsHash(model: SiameseRuCLIP): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  for (const [name, tensor] of model.stateDict()) {
+    if (name.startsWith("head.")) continue;
+    chunks.push(new TextEncoder().encode(`${name}:${tensor.shape.join("x")};`));
+    chunks.push(new Uint8Array(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength));
+  }
+  const total = chunks.reduce((n, c) => n + c.byteLength, 0);
+  const all = new Uint8Array(total);
+  let offset = 0;
+  for (const c of chunks) {
+    all.set(c, offset);
+    offset += c.byteLength;
+  }
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
+  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("").slice(0, 16);
+}
+
+export interface CachedFeatures {
+  /** [products, featureDim] row-major, rows in `inputs.skus` order. */
+  features: Float32Array;
+  featureDim: number;
+  /** True when read from disk, false when computed now. */
+  reused: boolean;
+  path: string;
+  key: string;
+}
+
+/** Tower features of all prepared products, from `cacheDir` when present, else computed and stored. */
+export async function cachedTowerFeatures(
+  model: SiameseRuCLIP,
+  inputs: ProductInputs,
+  options: EncodeOptions & { cacheDir?: string } = {},
+): Promise<CachedFeatures> {
+  const key = `${await towerWeightsHash(model)}-${await inputs.fingerprint()}`;
+  const dir = options.cacheDir ?? join(dataDir(), "feature_cache");
+  const path = join(dir, `tower-features-${key}.safetensors`);
+  if (await exists(path)) {
+    try {
+      const { tensors } = readSafetensors(await Deno.readFile(path));
+      const stored = tensors.get("features");
+      if (stored && stored.shape[0] === inputs.size && stored.shape[1] === model.featureDim) {
+        return { features: stored.data as Float32Array, featureDim: model.featureDim, reused: true, path, key };
+      }
+      console.warn(`feature cache ${path} has the wrong shape; recomputing`);
+    } catch (error) {
+      console.warn(`feature cache ${path} is unreadable (${(error as Error).message}); recomputing`);
+    }
+  }
+  const features = await computeTowerFeatures(model, inputs, undefined, options);
+  await writeFileAtomic(
+    path,
+    writeSafetensors(new Map([["features", { dtype: "float32", shape: [inputs.size, model.featureDim], data: features }]]), {
+      skus: JSON.stringify(inputs.skus.length > 50_000 ? [] : inputs.skus),
+    }),
+  );
+  return { features, featureDim: model.featureDim, reused: false, path, key };
+}

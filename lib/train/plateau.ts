@@ -1,0 +1,67 @@
+/**
+ * ReduceLROnPlateau with PyTorch's semantics (mode "max" for F1, threshold_mode "rel"):
+ * after `patience` epochs without an improvement larger than `threshold` (relative), the
+ * learning rate is multiplied by `factor` (not below `minLearningRate`), then `cooldown`
+ * epochs pass before counting again.
+ */
+export interface PlateauConfig {
+  mode?: "max" | "min";
+  factor?: number;
+  patience?: number;
+  threshold?: number;
+  cooldown?: number;
+  minLearningRate?: number;
+}
+
+export interface PlateauState {
+  best: number;
+  badEpochs: number;
+  cooldownLeft: number;
+}
+
+export class ReduceLROnPlateau {
+  readonly mode: "max" | "min";
+  readonly factor: number;
+  readonly patience: number;
+  readonly threshold: number;
+  readonly cooldown: number;
+  readonly minLearningRate: number;
+  state: PlateauState;
+
+  constructor(config: PlateauConfig = {}) {
+    this.mode = config.mode ?? "max";
+    this.factor = config.factor ?? 0.1;
+    if (!(this.factor > 0 && this.factor < 1)) throw new Error(`ReduceLROnPlateau: factor must be in (0, 1), got ${this.factor}`);
+    this.patience = config.patience ?? 10;
+    this.threshold = config.threshold ?? 1e-4;
+    this.cooldown = config.cooldown ?? 0;
+    this.minLearningRate = config.minLearningRate ?? 0;
+    this.state = { best: this.mode === "max" ? -Infinity : Infinity, badEpochs: 0, cooldownLeft: 0 };
+  }
+
+  private isBetter(value: number): boolean {
+    return this.mode === "max" ? value > this.state.best * (1 + this.threshold) : value < this.state.best * (1 - this.threshold);
+  }
+
+  /** Records an epoch's metric and returns the learning rate to use next. */
+  step(metric: number, learningRate: number): number {
+    if (Number.isNaN(metric)) return learningRate;
+    if (this.isBetter(metric)) {
+      this.state.best = metric;
+      this.state.badEpochs = 0;
+    } else {
+      this.state.badEpochs += 1;
+    }
+    if (this.state.cooldownLeft > 0) {
+      this.state.cooldownLeft -= 1;
+      this.state.badEpochs = 0;
+    }
+    if (this.state.badEpochs > this.patience) {
+      const reduced = Math.max(learningRate * this.factor, this.minLearningRate);
+      this.state.cooldownLeft = this.cooldown;
+      this.state.badEpochs = 0;
+      return reduced;
+    }
+    return learningRate;
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * The model inputs of a set of products, prepared once: each image resized and centre-cropped
+ * (kept as uint8 RGB, normalised when a batch is made), names and descriptions tokenised.
+ * A batch is then a cheap gather, and each product is preprocessed once however many pairs it
+ * appears in.
+ */
+import { tf } from "../tf.ts";
+import { IMAGENET_MEAN, IMAGENET_STD, resizeAndCrop } from "../model/preprocess.ts";
+import type { ProductTokenizer } from "../text/tokenizer.ts";
+import type { ProductBatch } from "../model/siamese.ts";
+
+export type { ProductBatch };
+import { Progress } from "../notebook/progress.ts";
+import pLimit from "p-limit";
+
+/** What the model needs to know of a product. */
+export interface ProductRecord {
+  sku: string;
+  name: string;
+  description: string;
+  /** Local image file, or null when the product has none. */
+  imagePath: string | null;
+}
+
+export interface ProductInputsOptions {
+  tokenizer: ProductTokenizer;
+  imageSize: number;
+  maxTokens?: number;
+  mean?: readonly number[];
+  std?: readonly number[];
+  concurrency?: number;
+  progress?: boolean;
+}
+
+/** Per-product problems met while preparing inputs (missing or unreadable images). */
+export interface ImageIssue {
+  sku: string;
+  status: "missing" | "corrupt";
+  message: string;
+}
+
+/** Disposes every tensor of a product batch. */
+export function disposeProductBatch(batch: ProductBatch): void {
+  for (const tensor of Object.values(batch)) (tensor as tf.Tensor).dispose();
+}
+
+export class ProductInputs {
+  readonly skus: string[];
+  readonly imageSize: number;
+  readonly maxTokens: number;
+  readonly issues: ImageIssue[];
+  private readonly index: Map<string, number>;
+  private readonly pixels: Uint8Array;
+  /** 1 where the product's image was read; 0 where it is missing or corrupt (a zero tensor). */
+  private readonly hasImage: Uint8Array;
+  private readonly nameIds: Int32Array;
+  private readonly nameMask: Int32Array;
+  private readonly descIds: Int32Array;
+  private readonly descMask: Int32Array;
+  private readonly mean: readonly number[];
+  private readonly std: readonly number[];
+
+  private constructor(fields: {
+    skus: string[];
+    imageSize: number;
+    maxTokens: number;
+    issues: ImageIssue[];
+    pixels: Uint8Array;
+    hasImage: Uint8Array;
+    nameIds: Int32Array;
+    nameMask: Int32Array;
+    descIds: Int32Array;
+    descMask: Int32Array;
+    mean: readonly number[];
+    std: readonly number[];
+  }) {
+    this.skus = fields.skus;
+    this.imageSize = fields.imageSize;
+    this.maxTokens = fields.maxTokens;
+    this.issues = fields.issues;
+    this.pixels = fields.pixels;
+    this.hasImage = fields.hasImage;
+    this.nameIds = fields.nameIds;
+    this.nameMask = fields.nameMask;
+    this.descIds = fields.descIds;
+    this.descMask = fields.descMask;
+    this.mean = fields.mean;
+    this.std = fields.std;
+    this.index = new Map(fields.skus.map((sku, i) => [sku, i]));
+    if (this.index.size !== fields.skus.length) throw new Error("ProductInputs: duplicate SKUs in the product list");
+  }
+
+  /** Reads and preprocesses every product's image and text. Unreadable images become zeros and are listed in `issues`. */
+  static async build(products: readonly ProductRecord[], options: ProductInputsOptions): Promise<ProductInputs> {
+    const size = options.imageSize;
+    const maxTokens = options.maxTokens ?? 77;
+    const pixels = new Uint8Array(products.length * size * size * 3);
+    const hasImage = new Uint8Array(products.length);
+    const issues: ImageIssue[] = [];
+    const limit = pLimit(options.concurrency ?? 4);
+    const bar = new Progress({ total: products.length, label: "preprocess images", unit: "images", silent: options.progress === false });
+    await Promise.all(products.map((product, i) =>
+      limit(async () => {
+        if (!product.imagePath) {
+          issues.push({ sku: product.sku, status: "missing", message: "no image" });
+        } else {
+          try {
+            pixels.set(await resizeAndCrop(product.imagePath, size), i * size * size * 3);
+            hasImage[i] = 1;
+          } catch (error) {
+            const missing = error instanceof Deno.errors.NotFound || /no such file|ENOENT|Input file is missing/i.test(String(error));
+            issues.push({ sku: product.sku, status: missing ? "missing" : "corrupt", message: `${product.imagePath}: ${String((error as Error).message ?? error).split("\n")[0]}` });
+          }
+        }
+        bar.tick();
+      })
+    ));
+    bar.done();
+    const names = options.tokenizer.encode(products.map((p) => p.name ?? ""), { maxLength: maxTokens });
+    const descriptions = options.tokenizer.encode(products.map((p) => p.description ?? ""), { maxLength: maxTokens });
+    issues.sort((a, b) => a.sku.localeCompare(b.sku));
+    return new ProductInputs({
+      skus: products.map((p) => String(p.sku)),
+      imageSize: size,
+      maxTokens,
+      issues,
+      pixels,
+      hasImage,
+      nameIds: names.inputIds,
+      nameMask: names.attentionMask,
+      descIds: descriptions.inputIds,
+      descMask: descriptions.attentionMask,
+      mean: options.mean ?? IMAGENET_MEAN,
+      std: options.std ?? IMAGENET_STD,
+    });
+  }
+
+  get size(): number {
+    return this.skus.length;
+  }
+
+  /** Row of a SKU; an unknown SKU is an error naming it. */
+  indexOf(sku: string): number {
+    const i = this.index.get(String(sku));
+    if (i === undefined) throw new Error(`product ${sku} is not among the ${this.skus.length} prepared products`);
+    return i;
+  }
+
+  /** True when the SKU is prepared. */
+  has(sku: string): boolean {
+    return this.index.has(String(sku));
+  }
+
+  /** Model input tensors for the given product rows; the caller disposes them. */
+  batch(rows: readonly number[]): ProductBatch {
+    const size = this.imageSize;
+    const pixelCount = size * size;
+    const images = new Float32Array(rows.length * pixelCount * 3);
+    const T = this.maxTokens;
+    const gather = (source: Int32Array) => {
+      const out = new Int32Array(rows.length * T);
+      rows.forEach((row, i) => out.set(source.subarray(row * T, (row + 1) * T), i * T));
+      return out;
+    };
+    rows.forEach((row, i) => {
+      const src = row * pixelCount * 3;
+      const dst = i * pixelCount * 3;
+      if (!this.hasImage[row]) return; // a missing image is a zero tensor, as in the reference
+      for (let p = 0; p < pixelCount; p++) {
+        for (let c = 0; c < 3; c++) {
+          images[dst + p * 3 + c] = (this.pixels[src + p * 3 + c] / 255 - this.mean[c]) / this.std[c];
+        }
+      }
+    });
+    return {
+      images: tf.tensor4d(images, [rows.length, size, size, 3]),
+      nameIds: tf.tensor2d(gather(this.nameIds), [rows.length, T], "int32"),
+      nameMask: tf.tensor2d(gather(this.nameMask), [rows.length, T], "int32"),
+      descIds: tf.tensor2d(gather(this.descIds), [rows.length, T], "int32"),
+      descMask: tf.tensor2d(gather(this.descMask), [rows.length, T], "int32"),
+    };
+  }
+
+  /** A fingerprint of the preprocessed inputs (for feature-cache keys). */
+  async fingerprint(): Promise<string> {
+    const parts = [
+      new TextEncoder().encode(JSON.stringify({ skus: this.skus, size: this.imageSize, T: this.maxTokens, mean: this.mean, std: this.std })),
+      this.pixels,
+      this.hasImage,
+      new Uint8Array(this.nameIds.buffer),
+      new Uint8Array(this.descIds.buffer),
+    ];
+    const total = parts.reduce((n, p) => n + p.byteLength, 0);
+    const all = new Uint8Array(total);
+    let offset = 0;
+    for (const p of parts) {
+      all.set(p, offset);
+      offset += p.byteLength;
+    }
+    const digest = await crypto.subtle.digest("SHA-256", all);
+    return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("").slice(0, 16);
+  }
+}

@@ -1,0 +1,150 @@
+import { describe, it } from "node:test";
+import { expect } from "expect";
+import { join } from "node:path";
+import sharp from "sharp";
+import { tf } from "../lib/tf.ts";
+import { selectBackend } from "../lib/backend.ts";
+import { createSiameseRuCLIP } from "../lib/model/siamese.ts";
+import { tinyPreset } from "../lib/model/presets.ts";
+import { loadCheckpoint } from "../lib/model/checkpoint.ts";
+import { loadTokenizer } from "../lib/text/tokenizer.ts";
+import { shippedDir } from "../lib/paths.ts";
+import { ProductInputs, type ProductRecord } from "../lib/train/product_inputs.ts";
+import { cachedTowerFeatures } from "../lib/train/feature_cache.ts";
+import { DEFAULT_TRAINING_CONFIG, pairIndexSet, trainSiamese, type TrainingConfig, TrainingDivergedError } from "../lib/train/trainer.ts";
+
+await selectBackend("cpu", { quiet: true });
+const tokenizer = await loadTokenizer(join(shippedDir, "tokenizer-demo"));
+const dir = await Deno.makeTempDir({ prefix: "trainer-test-" });
+
+/** Four products, each listed twice with a slightly different picture and name. */
+async function makeProducts(): Promise<ProductRecord[]> {
+  const colours = [[200, 30, 30], [30, 160, 40], [40, 60, 200], [220, 200, 40]];
+  const names = ["карта мира политическая", "глобус физический", "атлас россии", "скретч карта мира"];
+  const products: ProductRecord[] = [];
+  for (const [i, [r, g, b]] of colours.entries()) {
+    for (const listing of [0, 1]) {
+      const path = join(dir, `p${i}-${listing}.png`);
+      await sharp({ create: { width: 40 + 8 * listing, height: 36, channels: 3, background: { r: r - 20 * listing, g, b } } }).png().toFile(path);
+      products.push({ sku: `${i}${listing}`, name: `${names[i]} ${listing ? "100x70 см" : "70 на 100"}`, description: names[i], imagePath: path });
+    }
+  }
+  products.push({ sku: "no-image", name: "глобус", description: "", imagePath: join(dir, "missing.png") });
+  return products;
+}
+
+const products = await makeProducts();
+const inputs = await ProductInputs.build(products, { tokenizer, imageSize: 32, maxTokens: 16, progress: false });
+const pairs = [];
+for (let i = 0; i < 4; i++) {
+  pairs.push({ skuLeft: `${i}0`, skuRight: `${i}1`, label: 1 });
+  pairs.push({ skuLeft: `${i}0`, skuRight: `${(i + 1) % 4}1`, label: 0 });
+  pairs.push({ skuLeft: `${i}1`, skuRight: `${(i + 2) % 4}0`, label: 0 });
+}
+const train = pairIndexSet(inputs, pairs);
+const validation = pairIndexSet(inputs, pairs.slice(0, 6));
+const config: TrainingConfig = { ...DEFAULT_TRAINING_CONFIG, epochs: 3, batchSize: 5, learningRate: 3e-3, margin: 1 };
+
+function model() {
+  return createSiameseRuCLIP({ ...tinyPreset(tokenizer.vocabSize), imageSize: 32, maxTokens: 16 } as ReturnType<typeof tinyPreset>, { seed: 3 });
+}
+
+describe("product inputs", () => {
+  it("reports a missing image and gives it a zero image tensor", async () => {
+    expect(inputs.issues.map((i) => [i.sku, i.status])).toEqual([["no-image", "missing"]]);
+    const batch = inputs.batch([inputs.indexOf("no-image"), 0]);
+    const pixels = await batch.images.data();
+    expect(pixels.slice(0, 32 * 32 * 3).every((v) => v === 0)).toBe(true);
+    expect(pixels.slice(32 * 32 * 3).some((v) => v !== 0)).toBe(true);
+    Object.values(batch).forEach((t) => t.dispose());
+    expect(() => inputs.indexOf("nope")).toThrow(/product nope is not among the 9 prepared products/);
+  });
+});
+
+describe("trainer, full mode", () => {
+  it("trains, validates each epoch, keeps memory flat, and writes epoch, best and final checkpoints", async () => {
+    const m = model();
+    const counts: number[] = [];
+    const runDir = join(dir, "results", "full");
+    const result = await trainSiamese({
+      model: m, inputs, train, validation, config, runDir, progress: false,
+      onEpoch: () => void counts.push(tf.memory().numTensors),
+    });
+    expect(result.history.map((r) => r.epoch)).toEqual([1, 2, 3]);
+    expect(counts[1]).toBe(counts[0]);
+    expect(counts[2]).toBe(counts[0]);
+    const [first, last] = [result.history[0], result.history[2]];
+    expect(last.trainLoss).toBeLessThan(first.trainLoss);
+    for (const r of result.history) {
+      expect(r.auc).toBeGreaterThanOrEqual(0);
+      expect(r.auc).toBeLessThanOrEqual(1);
+      expect(r.meanAcc).toBeCloseTo((r.pAcc + r.nAcc) / 2, 12);
+    }
+    for (const sub of ["tmp/full/epoch-001", "tmp/full/epoch-003", "full/best", "full/final"]) {
+      await Deno.stat(join(dir, "results", sub, "model.safetensors"));
+    }
+    const best = await loadCheckpoint(result.bestDir);
+    expect(best.trainingState?.epoch).toBe(result.bestEpoch);
+    m.dispose();
+  });
+
+  it("resumes from an epoch checkpoint and continues the same schedule", async () => {
+    const m = model();
+    const runDir = join(dir, "results", "resume");
+    await trainSiamese({ model: m, inputs, train, validation, config: { ...config, epochs: 1 }, runDir, progress: false });
+    m.dispose();
+    const resumed = model();
+    const checkpoint = join(dir, "results", "tmp", "resume", "epoch-001");
+    const saved = await loadCheckpoint(checkpoint);
+    const result = await trainSiamese({ model: resumed, inputs, train, validation, config: { ...config, epochs: 2 }, runDir, resumeFrom: checkpoint, progress: false });
+    expect(result.startEpoch).toBe(1);
+    expect(result.history.map((r) => r.epoch)).toEqual([1, 2]);
+    expect(result.history[0]).toEqual((saved.trainingState!.history as unknown[])[0]);
+    const after = await loadCheckpoint(join(dir, "results", "tmp", "resume", "epoch-002"));
+    expect(after.trainingState!.step).toBe(2 * Math.ceil(pairs.length / config.batchSize));
+    expect(after.trainingState!.optimizerStep).toBe(2 * Math.ceil(pairs.length / config.batchSize));
+    resumed.dispose();
+  });
+
+  it("stops on a NaN loss with a clear error and keeps the last good checkpoint", async () => {
+    const m = model();
+    const runDir = join(dir, "results", "nan");
+    const before = tf.memory().numTensors;
+    const error = await trainSiamese({
+      model: m, inputs, train, validation, config, runDir, progress: false,
+      lossHook: (epoch, _step, loss) => (epoch === 2 ? Number.NaN : loss),
+    }).catch((e) => e);
+    expect(error).toBeInstanceOf(TrainingDivergedError);
+    expect(error.message).toMatch(/loss became NaN at epoch 2.*last good checkpoint is .*epoch-001/);
+    await Deno.stat(join(dir, "results", "tmp", "nan", "epoch-001", "model.safetensors"));
+    await expect(Deno.stat(join(dir, "results", "tmp", "nan", "epoch-002"))).rejects.toThrow();
+    expect(tf.memory().numTensors).toBe(before);
+    m.dispose();
+  });
+});
+
+describe("trainer, head mode", () => {
+  it("computes tower features once, reuses the cache on a second run, and trains only the head", async () => {
+    const m = model();
+    const cacheDir = join(dir, "cache");
+    const first = await cachedTowerFeatures(m, inputs, { cacheDir, progress: false });
+    const second = await cachedTowerFeatures(m, inputs, { cacheDir, progress: false });
+    expect(first.reused).toBe(false);
+    expect(second.reused).toBe(true);
+    expect(second.features).toEqual(first.features);
+    const towersBefore = m.stateDict().get("ruclip.final_ln.weight")!.data.slice();
+    const headBefore = m.stateDict().get("head.0.weight")!.data.slice();
+    const result = await trainSiamese({
+      model: m, inputs, train, validation, config: { ...config, mode: "head", epochs: 2 }, runDir: join(dir, "results", "head"),
+      features: second.features, progress: false,
+    });
+    expect(result.history).toHaveLength(2);
+    expect(m.stateDict().get("ruclip.final_ln.weight")!.data).toEqual(towersBefore);
+    expect(m.stateDict().get("head.0.weight")!.data).not.toEqual(headBefore);
+    // Changing the towers changes the cache key.
+    const other = createSiameseRuCLIP({ ...tinyPreset(tokenizer.vocabSize), imageSize: 32, maxTokens: 16 } as ReturnType<typeof tinyPreset>, { seed: 4 });
+    expect((await cachedTowerFeatures(other, inputs, { cacheDir, progress: false })).reused).toBe(false);
+    other.dispose();
+    m.dispose();
+  });
+});
