@@ -17,13 +17,40 @@ interface BackendLike {
 
 /** Kernels bridged for each backend, the ones tfjs 4.22 lacks and training needs. */
 export const BRIDGED_KERNELS: Record<string, string[]> = {
-  wasm: [
-    "Conv2DBackpropFilter",
-    "DepthwiseConv2dNativeBackpropFilter",
-    "DepthwiseConv2dNativeBackpropInput",
-    "UnsortedSegmentSum",
-  ],
+  wasm: ["Conv2DBackpropFilter", "DepthwiseConv2dNativeBackpropFilter", "DepthwiseConv2dNativeBackpropInput"],
 };
+
+/**
+ * UnsortedSegmentSum as one scatter-add pass. tfjs-backend-cpu's version loops over the
+ * segments with a mask per segment (O(segments x rows)): for the gradient of a 30k-row
+ * embedding lookup that is most of a training step. Registered for wasm (which lacks the
+ * kernel) and for cpu (replacing the slow one).
+ */
+function unsortedSegmentSumKernel(args: { inputs: unknown; backend: unknown; attrs?: unknown }): TensorInfo {
+  const { x, segmentIds } = args.inputs as { x: TensorInfo; segmentIds: TensorInfo };
+  const { numSegments } = args.attrs as { numSegments: number };
+  const backend = args.backend as BackendLike;
+  const values = backend.readSync(x.dataId) as Float32Array | Int32Array;
+  const ids = backend.readSync(segmentIds.dataId) as Int32Array | Float32Array;
+  const rows = segmentIds.shape.reduce((a, b) => a * b, 1);
+  const inner = rows === 0 ? 0 : values.length / rows;
+  const out = x.dtype === "int32" ? new Int32Array(numSegments * inner) : new Float32Array(numSegments * inner);
+  for (let r = 0; r < rows; r++) {
+    const segment = ids[r];
+    if (segment < 0 || segment >= numSegments) continue; // as TensorFlow: out-of-range ids are dropped
+    const from = r * inner;
+    const to = segment * inner;
+    for (let k = 0; k < inner; k++) out[to + k] += values[from + k];
+  }
+  const shape = [numSegments, ...x.shape.slice(segmentIds.shape.length)];
+  return { dataId: backend.write(out, shape, x.dtype), shape, dtype: x.dtype };
+}
+
+/** Registers the scatter-add UnsortedSegmentSum for `backendName` (replacing an existing one). */
+export function registerFastSegmentSum(backendName: "cpu" | "wasm"): void {
+  if (tf.getKernel("UnsortedSegmentSum", backendName)) tf.unregisterKernel("UnsortedSegmentSum", backendName);
+  tf.registerKernel({ kernelName: "UnsortedSegmentSum", backendName, kernelFunc: unsortedSegmentSumKernel as never });
+}
 
 /**
  * Registers the cpu implementation of each missing kernel in `BRIDGED_KERNELS[backendName]`.

@@ -80,4 +80,20 @@ describe("backend selection", () => {
     }
     await selectBackend("cpu", { quiet: true });
   });
+
+  it("the gather gradient (UnsortedSegmentSum) equals its closed form on cpu and wasm", async () => {
+    // d/dT sum(gather(T, ids)^2) = 2 * T[r] * (times r occurs in ids); rows never gathered get 0.
+    const table = Array.from({ length: 6 * 2 }, (_, i) => (i % 5) - 2.5);
+    const ids = [4, 1, 4, 4, 0];
+    const expected = table.map((v, i) => 2 * v * ids.filter((id) => id === Math.floor(i / 2)).length + 0); // +0 turns -0 into 0
+    for (const name of ["cpu", "wasm"] as const) {
+      await selectBackend(name, { quiet: true });
+      const grad = tf.tidy(() =>
+        tf.grad((t: tf.Tensor) => tf.sum(tf.square(tf.gather(t, tf.tensor1d(ids, "int32")))))(tf.tensor2d(table, [6, 2]))
+      );
+      expect(Array.from(await grad.data())).toEqual(expected);
+      grad.dispose();
+    }
+    await selectBackend("cpu", { quiet: true });
+  });
 });
