@@ -1,0 +1,98 @@
+/**
+ * Distances and losses for Siamese training. Label convention everywhere: 1 = the two products
+ * are the same product (a positive pair), 0 = different products. (The reference's own
+ * ContrastiveLoss used the inverted label internally; the formulas here are the same losses with
+ * this convention.)
+ */
+import { tf } from "../tf.ts";
+
+/** Default epsilon of `pairwiseDistance`, as PyTorch's F.pairwise_distance. */
+export const PAIRWISE_EPS = 1e-6;
+
+/**
+ * Euclidean distance of row pairs, PyTorch's F.pairwise_distance convention:
+ * d_i = || a_i - b_i + eps ||_2. The eps keeps the norm (and its gradient) finite when a_i == b_i.
+ * a, b: [pairs, dim] -> [pairs].
+ */
+export function pairwiseDistance(a: tf.Tensor2D, b: tf.Tensor2D, eps: number = PAIRWISE_EPS): tf.Tensor1D {
+  return tf.tidy(() => tf.sqrt(tf.sum(tf.square(tf.add(tf.sub(a, b), eps)), 1)) as tf.Tensor1D);
+}
+
+function checkPairs(distances: tf.Tensor, labels: tf.Tensor, what: string): void {
+  if (distances.rank !== 1 || labels.rank !== 1 || distances.shape[0] !== labels.shape[0]) {
+    throw new Error(`${what}: distances [${distances.shape}] and labels [${labels.shape}] must be 1-D of equal length`);
+  }
+}
+
+/**
+ * Contrastive loss (Hadsell et al. 2006), as the reference trains with:
+ *   L = mean_i( y_i * d_i^2 + (1 - y_i) * max(0, margin - d_i)^2 )
+ * y = 1 pulls a pair together; y = 0 pushes it at least `margin` apart.
+ * distances, labels: [pairs] (labels float32 0/1) -> scalar.
+ */
+export function contrastiveLoss(distances: tf.Tensor1D, labels: tf.Tensor1D, margin: number): tf.Scalar {
+  checkPairs(distances, labels, "contrastiveLoss");
+  return tf.tidy(() => {
+    const y = tf.cast(labels, "float32");
+    const positive = tf.mul(y, tf.square(distances));
+    const negative = tf.mul(tf.sub(1, y), tf.square(tf.relu(tf.sub(margin, distances))));
+    return tf.mean(tf.add(positive, negative)) as tf.Scalar;
+  });
+}
+
+/**
+ * Online contrastive loss, as sentence-transformers' OnlineContrastiveLoss: only hard pairs count.
+ *   hard negatives: y = 0 and d < max(d of positives)   (mean(d of negatives) if fewer than 2 positives)
+ *   hard positives: y = 1 and d > min(d of negatives)   (mean(d of positives) if fewer than 2 negatives)
+ *   L = sum(d^2 over hard positives) + sum(max(0, margin - d)^2 over hard negatives)
+ * Note it is a sum, not a mean, as the original. The selection is read on the host (it carries no
+ * gradient, as in PyTorch); the loss itself is differentiable in `distances`.
+ */
+export function onlineContrastiveLoss(distances: tf.Tensor1D, labels: tf.Tensor1D, margin: number): tf.Scalar {
+  checkPairs(distances, labels, "onlineContrastiveLoss");
+  const d = distances.dataSync();
+  const y = labels.dataSync();
+  const pos: number[] = [];
+  const neg: number[] = [];
+  for (let i = 0; i < d.length; i++) (y[i] === 1 ? pos : neg).push(d[i]);
+  const mean = (v: number[]): number => v.reduce((a, b) => a + b, 0) / v.length;
+  const negThreshold = pos.length > 1 ? Math.max(...pos) : mean(neg);
+  const posThreshold = neg.length > 1 ? Math.min(...neg) : mean(pos);
+  const hardPos = new Float32Array(d.length);
+  const hardNeg = new Float32Array(d.length);
+  for (let i = 0; i < d.length; i++) {
+    if (y[i] === 1) hardPos[i] = d[i] > posThreshold ? 1 : 0;
+    else hardNeg[i] = d[i] < negThreshold ? 1 : 0;
+  }
+  return tf.tidy(() => {
+    const positive = tf.sum(tf.mul(tf.tensor1d(hardPos), tf.square(distances)));
+    const negative = tf.sum(tf.mul(tf.tensor1d(hardNeg), tf.square(tf.relu(tf.sub(margin, distances)))));
+    return tf.add(positive, negative) as tf.Scalar;
+  });
+}
+
+/** Rows scaled to unit L2 norm, as F.normalize (norm clamped at 1e-12). */
+export function l2Normalize(x: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => tf.div(x, tf.maximum(tf.norm(x, "euclidean", 1, true), 1e-12)) as tf.Tensor2D);
+}
+
+/**
+ * Multiple negatives ranking loss (InfoNCE), as sentence-transformers' MultipleNegativesRankingLoss:
+ * anchor i's positive is candidate i; every other candidate (other anchors' positives, and any extra
+ * hard negatives appended after the first n rows) is a negative.
+ *   s_ij = scale * cos(anchor_i, candidate_j);  L = mean_i( -log softmax_j(s_ij)[j = i] )
+ * anchors [n, D], candidates [m >= n, D] -> scalar.
+ */
+export function multipleNegativesRankingLoss(anchors: tf.Tensor2D, candidates: tf.Tensor2D, scale = 20): tf.Scalar {
+  const n = anchors.shape[0];
+  if (candidates.shape[0] < n || candidates.shape[1] !== anchors.shape[1]) {
+    throw new Error(
+      `multipleNegativesRankingLoss: candidates [${candidates.shape}] must have at least as many rows as anchors [${anchors.shape}] and the same width`,
+    );
+  }
+  return tf.tidy(() => {
+    const scores = tf.mul(tf.matMul(l2Normalize(anchors), l2Normalize(candidates), false, true), scale);
+    const targets = tf.oneHot(tf.range(0, n, 1, "int32"), candidates.shape[0]);
+    return tf.losses.softmaxCrossEntropy(targets, scores) as tf.Scalar;
+  });
+}
