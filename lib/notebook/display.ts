@@ -160,3 +160,32 @@ export function showPlot(figure: Figure): Promise<void> {
     "text/plain": figureText(figure),
   });
 }
+
+/**
+ * A figure that redraws in place (a training curve): in Jupyter one output updated through its
+ * display id, so the executed notebook keeps the final state; in a terminal a line per update.
+ */
+export class LivePlot {
+  private readonly displayId = `live-${Date.now().toString(36)}-${figureCounter++}`;
+  private shown = false;
+
+  /** Shows (first call) or redraws the figure. */
+  async update(figure: Figure): Promise<void> {
+    if (!this.shown && jupyter() && !plotlyEmbedded) {
+      // plotly.js goes out once, in its own output, so that redraws stay small.
+      plotlyEmbedded = true;
+      await displayBundle({ "text/html": `<script type="text/javascript">${plotlyJs()}</script>`, "text/plain": "" });
+    }
+    await displayBundle(
+      {
+        "application/vnd.plotly.v1+json": { data: figure.data, layout: figure.layout ?? {} },
+        "text/html": figureHtml(figure, { includePlotly: false }),
+        "text/plain": figureText(figure),
+      },
+      this.displayId,
+      this.shown,
+    );
+    if (!jupyter()) console.log(figureText(figure));
+    this.shown = true;
+  }
+}

@@ -1,0 +1,32 @@
+/** Scoring pair sets with a model: labels and scores (-distance) for the metric functions. */
+import type { SiameseRuCLIP } from "../model/siamese.ts";
+import { scoresFromDistances } from "../eval/pair_metrics.ts";
+import { computeEmbeddings, pairDistances } from "./embed.ts";
+import type { ProductInputs } from "./product_inputs.ts";
+import type { PairIndexSet } from "./trainer.ts";
+
+export interface ScoredPairs {
+  labels: Float32Array;
+  distances: Float64Array;
+  /** -distance: higher means more likely the same product. */
+  scores: Float64Array;
+}
+
+/** Embeds each product of the pairs once (head only when `features` are given) and scores the pairs. */
+export async function scorePairs(
+  model: SiameseRuCLIP,
+  inputs: ProductInputs,
+  pairs: PairIndexSet,
+  options: { features?: Float32Array; batchSize?: number } = {},
+): Promise<ScoredPairs> {
+  const rows = [...new Set([...pairs.left, ...pairs.right])].sort((a, b) => a - b);
+  const embeddings = await computeEmbeddings(model, inputs, rows, { features: options.features, batchSize: options.batchSize ?? 64, progress: false });
+  const position = new Map(rows.map((row, i) => [row, i]));
+  const distances = pairDistances(
+    embeddings,
+    model.embeddingDim,
+    Int32Array.from(pairs.left, (r) => position.get(r)!),
+    Int32Array.from(pairs.right, (r) => position.get(r)!),
+  );
+  return { labels: pairs.labels, distances, scores: scoresFromDistances(distances) };
+}

@@ -1,0 +1,132 @@
+/**
+ * What the training, embedding and testing notebooks share: the dataset's products as model
+ * inputs, a split's pairs, and the model with its tokenizer for a preset.
+ *
+ * Presets:
+ * - `real`: RuCLIP-tiny sizes (ConvNeXt-tiny at 224 px, rubert-tiny), tokenizer
+ *   `cointegrated/rubert-tiny`, weights from the RuCLIP-tiny preload or an earlier checkpoint;
+ * - `demo`: a tiny ConvNeXt at 64 px and text towers shaped like the shipped sentence-model stand-in
+ *   (`data/shipped/sbert-tiny`), whose weights they start from, as the real towers start pretrained;
+ * - `tiny`: everything small and randomly initialised (tests).
+ */
+import pl from "nodejs-polars";
+import { join } from "node:path";
+import { datasetLayout } from "../data/layout.ts";
+import { readProcessed } from "../data/make_dataset.ts";
+import { splitFiles } from "../data/pairs.ts";
+import { loadSiameseRuCLIP, loadTowerWeights } from "../model/load.ts";
+import { type PresetName, presetByName, type SiameseRuCLIPConfig, tinyPreset } from "../model/presets.ts";
+import type { SiameseRuCLIP } from "../model/siamese.ts";
+import { loadTokenizer, type ProductTokenizer } from "../text/tokenizer.ts";
+import { shippedDir } from "../paths.ts";
+import type { ProductRecord } from "./product_inputs.ts";
+
+/** Presets the notebooks accept. */
+export type SuiteModelPreset = PresetName | "demo";
+
+/** The demo's starting text towers: the shipped sentence-model stand-in (HF BertModel layout). */
+export const DEMO_TEXT_TOWER: string = join(shippedDir, "sbert-tiny");
+
+/** The tokenizer each preset uses by default. */
+export const DEFAULT_TOKENIZERS: Record<SuiteModelPreset, string> = {
+  tiny: join(shippedDir, "tokenizer-demo"),
+  demo: join(shippedDir, "tokenizer-demo"),
+  real: "cointegrated/rubert-tiny",
+};
+
+/** The `demo` preset: the tiny image tower, text towers sized as the stand-in's config.json says. */
+export async function demoPreset(textTower = DEMO_TEXT_TOWER): Promise<SiameseRuCLIPConfig> {
+  const hf = JSON.parse(await Deno.readTextFile(join(textTower, "config.json")));
+  const base = tinyPreset(hf.vocab_size);
+  const bert = {
+    ...base.nameBert,
+    vocabSize: hf.vocab_size,
+    hiddenSize: hf.hidden_size,
+    numLayers: hf.num_hidden_layers,
+    numHeads: hf.num_attention_heads,
+    intermediateSize: hf.intermediate_size,
+    maxPositions: hf.max_position_embeddings,
+    typeVocabSize: hf.type_vocab_size,
+    layerNormEps: hf.layer_norm_eps,
+  };
+  return { ...base, name: "demo", nameBert: bert, descriptionBert: { ...bert }, maxTokens: 77 };
+}
+
+/** Products of the processed table as model inputs (image file under images_<dataset>/, or none). */
+export function productRecords(dataset: string, root?: string): ProductRecord[] {
+  const layout = datasetLayout(dataset, root);
+  const frame = readProcessed(dataset, layout.root);
+  for (const column of ["sku", "name", "description", "image_name"]) {
+    if (!frame.columns.includes(column)) throw new Error(`${layout.processedParquet}: no "${column}" column; re-run make_OZ_geo_5500`);
+  }
+  return (frame.select("sku", "name", "description", "image_name").toRecords() as Record<string, string | null>[]).map((row) => ({
+    sku: String(row.sku),
+    name: row.name ?? "",
+    description: row.description ?? "",
+    imagePath: row.image_name ? join(layout.imagesDir, row.image_name) : null,
+  }));
+}
+
+/** One rendered pair of a split. */
+export interface SkuPair {
+  skuLeft: string;
+  skuRight: string;
+  label: number;
+  kind: string;
+  querySku: string;
+}
+
+/** The rendered pairs of a split (`splits/<split>_pairs.parquet`). */
+export function readSplitPairs(dataset: string, split: string, root?: string): SkuPair[] {
+  const path = splitFiles(datasetLayout(dataset, root).splitsDir, split).pairs;
+  let frame: pl.DataFrame;
+  try {
+    frame = pl.readParquet(path);
+  } catch {
+    throw new Error(`${path} is missing: run make_OZ_geo_5500_pairwise-regex (it splits by query and renders the pairs)`);
+  }
+  return (frame.toRecords() as Record<string, unknown>[]).map((row) => ({
+    skuLeft: String(row.sku_left),
+    skuRight: String(row.sku_right),
+    label: Number(row.label),
+    kind: String(row.kind),
+    querySku: String(row.query_sku),
+  }));
+}
+
+/** The model configuration of a preset, sized to the tokenizer for `tiny`. */
+export async function presetConfig(preset: SuiteModelPreset, tokenizer: ProductTokenizer): Promise<SiameseRuCLIPConfig> {
+  if (preset !== "demo" && preset !== "real" && preset !== "tiny") throw new Error(`unknown model preset "${preset}"; use demo, real or tiny`);
+  const config = preset === "demo" ? await demoPreset() : presetByName(preset, tokenizer.vocabSize);
+  if (tokenizer.vocabSize > config.nameBert.vocabSize) {
+    throw new Error(`the tokenizer ${tokenizer.source} has ${tokenizer.vocabSize} tokens but preset "${preset}" embeds ${config.nameBert.vocabSize}`);
+  }
+  return config;
+}
+
+export interface ModelSetup {
+  model: SiameseRuCLIP;
+  tokenizer: ProductTokenizer;
+  config: SiameseRuCLIPConfig;
+  /** What loading the weights did ("random initialisation" when none were given). */
+  summary: string;
+}
+
+/**
+ * Loads the tokenizer and the model: from `weights` (checkpoint folder, file or Hub id) when given;
+ * else the preset's starting point (`demo`: text towers from the stand-in, the rest random; others random).
+ */
+export async function setupModel(options: { preset: SuiteModelPreset; weights?: string; tokenizer?: string; seed?: number }): Promise<ModelSetup> {
+  const tokenizer = await loadTokenizer(options.tokenizer || DEFAULT_TOKENIZERS[options.preset]);
+  const config = await presetConfig(options.preset, tokenizer);
+  const { model, report } = await loadSiameseRuCLIP({ preset: config, weights: options.weights || undefined, seed: options.seed, strict: !!options.weights });
+  if (options.weights) return { model, tokenizer, config: model.config, summary: report.summary };
+  if (options.preset !== "demo") return { model, tokenizer, config: model.config, summary: "random initialisation" };
+  for (const tower of ["name", "description"] as const) {
+    // The stand-in has no pooler, which the towers never use; anything else missing is an error.
+    const report = await loadTowerWeights(model, tower, DEMO_TEXT_TOWER, { strict: false });
+    const missing = report.missing.filter((name) => !name.includes(".pooler."));
+    if (missing.length || report.mismatched.length) throw new Error(`${DEMO_TEXT_TOWER} does not fit the ${tower} tower:\n${report.summary}`);
+  }
+  return { model, tokenizer, config: model.config, summary: `text towers from ${DEMO_TEXT_TOWER} (untrained stand-in), image tower and head random` };
+}
