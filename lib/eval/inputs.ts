@@ -1,0 +1,238 @@
+/**
+ * What the testing notebooks read: a split's rendered pairs and its query-candidate table (written by
+ * the data-splitting notebook), the products' economics (from the processed table) and named embedding
+ * tables. Every reader names the file and the notebook that writes it when something is missing.
+ *
+ * @module
+ */
+import pl from "nodejs-polars";
+import { splitFiles } from "../data/pairs.ts";
+import { embeddingPath, type EmbeddingTable, readEmbeddings } from "../embeddings/store.ts";
+import type { ProductEconomics } from "./economic_filter.ts";
+
+/** How two embeddings are compared: Euclidean distance, or 1 - cosine similarity. */
+export type EmbeddingDistance = "euclidean" | "cosine";
+
+/** An embedding table under the name it has in tables and plots ("SiameseRuCLIP", "SBERT zero-shot", ...). */
+export interface NamedEmbeddings {
+  name: string;
+  table: EmbeddingTable;
+  /** Overrides `table.info.distance` (e.g. to compare tower features by both distances). */
+  distance?: EmbeddingDistance;
+}
+
+/** The rendered pairs of one split (label 1 = same product), as parallel arrays. */
+export interface PairSet {
+  split: string;
+  skuLeft: string[];
+  skuRight: string[];
+  labels: Int32Array;
+  kinds: string[];
+  querySkus: string[];
+}
+
+/** The query-candidate (ranking) table of one split, as parallel arrays. */
+export interface QueryCandidateSet {
+  split: string;
+  querySkus: string[];
+  candidateSkus: string[];
+  /** The labeller's class: "positive", "hard" or "soft". */
+  classes: string[];
+  labels: Int32Array;
+}
+
+function readSplitFrame(path: string, required: readonly string[]): pl.DataFrame {
+  let frame: pl.DataFrame;
+  try {
+    frame = pl.readParquet(path);
+  } catch (error) {
+    throw new Error(
+      `cannot read ${path} (${(error as Error).message.split("\n")[0]}); run the ` +
+        "contrastive_train_data-splitting-by-query notebook for this dataset first",
+    );
+  }
+  const missing = required.filter((c) => !frame.columns.includes(c));
+  if (missing.length > 0) {
+    throw new Error(`${path}: missing column(s) ${missing.join(", ")} (found ${frame.columns.join(", ")})`);
+  }
+  return frame;
+}
+
+function labelsOf(frame: pl.DataFrame, path: string): Int32Array {
+  const values = frame.getColumn("label").toArray() as number[];
+  const labels = new Int32Array(values.length);
+  values.forEach((value, i) => {
+    if (value !== 0 && value !== 1) {
+      throw new Error(`${path}: row ${i} has label ${value}; expected 1 (same product) or 0`);
+    }
+    labels[i] = value;
+  });
+  return labels;
+}
+
+const strings = (frame: pl.DataFrame, column: string): string[] => frame.getColumn(column).toArray().map(String);
+
+/** Reads `<splitsDir>/<split>_pairs.parquet`. */
+export function readPairSet(splitsDir: string, split: string): PairSet {
+  const path = splitFiles(splitsDir, split).pairs;
+  const frame = readSplitFrame(path, ["sku_left", "sku_right", "label", "kind", "query_sku"]);
+  return {
+    split,
+    skuLeft: strings(frame, "sku_left"),
+    skuRight: strings(frame, "sku_right"),
+    labels: labelsOf(frame, path),
+    kinds: strings(frame, "kind"),
+    querySkus: strings(frame, "query_sku"),
+  };
+}
+
+/** Reads `<splitsDir>/<split>_query_candidates.parquet`. */
+export function readQueryCandidateSet(splitsDir: string, split: string): QueryCandidateSet {
+  const path = splitFiles(splitsDir, split).queryCandidates;
+  const frame = readSplitFrame(path, ["query_sku", "candidate_sku", "class", "label"]);
+  return {
+    split,
+    querySkus: strings(frame, "query_sku"),
+    candidateSkus: strings(frame, "candidate_sku"),
+    classes: strings(frame, "class"),
+    labels: labelsOf(frame, path),
+  };
+}
+
+/** Which processed columns feed the economic filter. */
+export interface EconomicsColumns {
+  /** Default "final_price" (what the buyer pays). */
+  price?: string;
+  /** Default "sales". */
+  sales?: string;
+  /** Default "balance" (= balance_fbo + balance_fbs). */
+  balance?: string;
+  /** Default "rating". */
+  rating?: string;
+}
+
+/** The economics of every product of the processed table, by SKU (missing values become null). */
+export function productEconomics(
+  processed: pl.DataFrame,
+  columns: EconomicsColumns = {},
+): Map<string, ProductEconomics> {
+  const names = { price: "final_price", sales: "sales", balance: "balance", rating: "rating", ...columns };
+  const missing = ["sku", ...Object.values(names)].filter((c) => !processed.columns.includes(c));
+  if (missing.length > 0) {
+    throw new Error(
+      `processed table: missing column(s) ${missing.join(", ")} for the economic filter; ` +
+        `pick existing ones (PRICE_COLUMN etc.) among ${processed.columns.join(", ")}`,
+    );
+  }
+  const numbers = (column: string): (number | null)[] =>
+    processed.getColumn(column).toArray().map((v) => v === null || v === undefined ? null : Number(v));
+  const skus = strings(processed, "sku");
+  const [price, sales, balance, rating] = [names.price, names.sales, names.balance, names.rating].map(numbers);
+  return new Map(
+    skus.map((sku, i) => [sku, { sku, price: price[i], sales: sales[i], balance: balance[i], rating: rating[i] }]),
+  );
+}
+
+/** The distance a named table is compared with. */
+export function distanceOf(model: NamedEmbeddings): EmbeddingDistance {
+  const distance = model.distance ?? model.table.info.distance;
+  if (distance !== "euclidean" && distance !== "cosine") {
+    throw new Error(`${model.name}: unknown distance ${JSON.stringify(distance)}; use "euclidean" or "cosine"`);
+  }
+  return distance;
+}
+
+/**
+ * Distance of each (left, right) SKU pair under the model's distance (Euclidean, or 1 - cos with a zero
+ * vector at distance 1). Throws naming the first SKU without an embedding.
+ */
+export function pairDistances(
+  model: NamedEmbeddings,
+  left: readonly string[],
+  right: readonly string[],
+  where = "pairs",
+): Float64Array {
+  if (left.length !== right.length) {
+    throw new Error(`${where}: ${left.length} left SKUs but ${right.length} right SKUs`);
+  }
+  const { skus, vectors, dim } = model.table;
+  const rowOf = new Map(skus.map((sku, i) => [sku, i]));
+  const metric = distanceOf(model);
+  const norms = new Float64Array(skus.length);
+  if (metric === "cosine") {
+    for (let r = 0; r < skus.length; r++) {
+      let sum = 0;
+      for (let j = r * dim; j < (r + 1) * dim; j++) sum += vectors[j] * vectors[j];
+      norms[r] = Math.sqrt(sum);
+    }
+  }
+  const lookup = (sku: string, i: number, side: string): number => {
+    const row = rowOf.get(sku);
+    if (row === undefined) {
+      throw new Error(
+        `${where}: ${side} SKU ${sku} of pair ${i} has no embedding in "${model.name}" ` +
+          `(${model.table.info.tag ?? "table"}, ${skus.length} SKUs); recompute the embeddings for this dataset`,
+      );
+    }
+    return row * dim;
+  };
+  const distances = new Float64Array(left.length);
+  for (let i = 0; i < left.length; i++) {
+    const a = lookup(left[i], i, "left");
+    const b = lookup(right[i], i, "right");
+    if (metric === "euclidean") {
+      let sum = 0;
+      for (let j = 0; j < dim; j++) {
+        const diff = vectors[a + j] - vectors[b + j];
+        sum += diff * diff;
+      }
+      distances[i] = Math.sqrt(sum);
+    } else {
+      let dot = 0;
+      for (let j = 0; j < dim; j++) dot += vectors[a + j] * vectors[b + j];
+      const norm = norms[a / dim] * norms[b / dim];
+      distances[i] = norm > 0 ? 1 - dot / norm : 1;
+    }
+  }
+  return distances;
+}
+
+/** An embedding table to load: its display name and its tag under `data/embeddings/<dataset>/`. */
+export interface EmbeddingSpec {
+  name: string;
+  tag: string;
+  distance?: EmbeddingDistance;
+}
+
+/** The tables that loaded, and those that did not with the reason (so a notebook can go on without them). */
+export interface LoadedEmbeddings {
+  models: NamedEmbeddings[];
+  missing: { name: string; tag: string; reason: string }[];
+}
+
+/**
+ * Loads the named embedding tables of a dataset. A missing table is reported (with the notebook that makes
+ * it), not thrown, so that the comparison runs on whatever exists; throws when none loads.
+ */
+export async function loadNamedEmbeddings(dataset: string, specs: readonly EmbeddingSpec[]): Promise<LoadedEmbeddings> {
+  const models: NamedEmbeddings[] = [];
+  const missing: LoadedEmbeddings["missing"] = [];
+  for (const spec of specs) {
+    if (!spec.tag) continue;
+    try {
+      const table = await readEmbeddings(embeddingPath(dataset, spec.tag));
+      models.push({ name: spec.name, table, ...(spec.distance ? { distance: spec.distance } : {}) });
+    } catch (error) {
+      missing.push({ name: spec.name, tag: spec.tag, reason: (error as Error).message });
+    }
+  }
+  if (models.length === 0) {
+    throw new Error(
+      `no embeddings of dataset ${dataset} could be read (${
+        missing.map((m) => `${m.tag}: ${m.reason}`).join("; ")
+      }); ` +
+        "run the notebooks of notebooks/2_embeddings first",
+    );
+  }
+  return { models, missing };
+}
