@@ -11,7 +11,7 @@ import { tf } from "./tf.ts";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { projectRoot } from "./paths.ts";
-import { bridgeMissingKernels, registerFastSegmentSum } from "./kernel_bridge.ts";
+import { bridgeMissingKernels, registerFastMatMulGradient, registerFastSegmentSum } from "./kernel_bridge.ts";
 
 export type BackendName = "tensorflow" | "webgpu" | "webgpu-software" | "wasm" | "cpu";
 export const BACKEND_NAMES: readonly BackendName[] = ["tensorflow", "webgpu", "webgpu-software", "wasm", "cpu"];
@@ -102,6 +102,7 @@ async function probeWasm(): Promise<Probe> {
     await import("@tensorflow/tfjs-backend-wasm");
     bridgeMissingKernels("wasm");
     registerFastSegmentSum("wasm");
+    registerFastMatMulGradient();
     return { ok: true, why: "WebAssembly backend" };
   } catch (error) {
     return { ok: false, why: `@tensorflow/tfjs-backend-wasm failed to load (${String(error).split("\n")[0]})` };

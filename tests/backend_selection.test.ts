@@ -17,6 +17,17 @@ async function smallGraph(): Promise<Record<string, Float32Array>> {
     const embedding = tf.tensor2d(Array.from({ length: 10 * 3 }, (_, i) => Math.sin(i)), [10, 3]);
     const fGather = (table: tf.Tensor) => tf.sum(tf.square(tf.gather(table, tf.tensor1d([1, 4, 4, 9], "int32"))));
     const [dwInputGrad, dwFilterGrad] = tf.grads(fDepthwise)([image, dwFilter]);
+    // matMul gradients for every transpose combination, batched (rank 3) as attention uses them.
+    const p = tf.tensor3d(Array.from({ length: 2 * 3 * 4 }, (_, i) => Math.sin(i * 0.3)), [2, 3, 4]);
+    const q = tf.tensor3d(Array.from({ length: 2 * 4 * 3 }, (_, i) => Math.cos(i * 0.2)), [2, 4, 3]);
+    const matMulGrads: Record<string, tf.Tensor> = {};
+    for (const [ta, tb] of [[false, false], [false, true], [true, false], [true, true]]) {
+      const x = ta ? tf.transpose(p, [0, 2, 1]) : p;
+      const y = tb ? tf.transpose(q, [0, 2, 1]) : q;
+      const [gx, gy] = tf.grads((u: tf.Tensor, v: tf.Tensor) => tf.sum(tf.square(tf.matMul(u, v, ta, tb))))([x, y]);
+      matMulGrads[`matMulGrad_${ta}_${tb}_a`] = gx;
+      matMulGrads[`matMulGrad_${ta}_${tb}_b`] = gy;
+    }
     return {
       matmul: tf.matMul(a, b),
       conv: tf.conv2d(image, filter, [2, 2], "same"),
@@ -25,6 +36,7 @@ async function smallGraph(): Promise<Record<string, Float32Array>> {
       depthwiseInputGrad: dwInputGrad,
       depthwiseFilterGrad: dwFilterGrad,
       gatherGrad: tf.grad(fGather)(embedding),
+      ...matMulGrads,
     };
   });
   const values: Record<string, Float32Array> = {};

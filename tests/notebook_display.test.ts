@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import { expect } from "expect";
 import pl from "nodejs-polars";
-import { figureHtml, figureText, tableBundle } from "../lib/notebook/display.ts";
+import { figureHtml, figureText, tableBundle, withPlotlyJs } from "../lib/notebook/display.ts";
 import { notebookParams, suitePreset } from "../lib/notebook/params.ts";
 import { Progress } from "../lib/notebook/progress.ts";
 
@@ -52,7 +52,18 @@ describe("display", () => {
     expect(bundle["text/plain"] as string).toContain("products (30 rows)");
   });
 
-  it("embeds plotly.js once and draws each figure", () => {
+  it("keeps plotly.js out of notebook figures and adds it once to an exported page", () => {
+    const figure = { data: [{ type: "bar", x: [1], y: [2] }] };
+    const fragment = figureHtml(figure);
+    expect(fragment.length).toBeLessThan(2_000);
+    const page = withPlotlyJs(`<html><head><title>x</title></head><body>${fragment}${fragment}</body></html>`);
+    expect(page.indexOf("/*plotly.js bundled*/")).toBeLessThan(page.indexOf("</head>"));
+    expect(page.split("/*plotly.js bundled*/").length).toBe(2);
+    expect(withPlotlyJs(page)).toBe(page);
+    expect(withPlotlyJs("<html><head></head><body>no figures</body></html>")).not.toContain("plotly.js bundled");
+  });
+
+  it("embeds plotly.js when asked and draws each figure", () => {
     const figure = {
       data: [{ type: "bar", x: [1, 2], y: [3, 4], name: "counts" }],
       layout: { title: { text: "Class counts" } },

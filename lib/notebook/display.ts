@@ -127,21 +127,32 @@ export function plotlyJs(): string {
   return plotlySource;
 }
 
-let plotlyEmbedded = false;
 let figureCounter = 0;
 
-/** An HTML fragment that draws the figure; includes plotly.js the first time (or when asked). */
+/**
+ * An HTML fragment that draws the figure with plotly.js. plotly.js itself (4.8 MB) is included only
+ * when asked (self-contained reports); notebook outputs never carry it, because a message that
+ * large makes Jupyter drop the outputs that follow it. The notebook runner adds plotly.js once to
+ * each exported HTML page instead, and JupyterLab draws the plotly MIME type itself.
+ */
 export function figureHtml(figure: Figure, options: { includePlotly?: boolean; height?: number } = {}): string {
   const id = `plot-${Date.now().toString(36)}-${figureCounter++}`;
-  const include = options.includePlotly ?? !plotlyEmbedded;
-  if (include) plotlyEmbedded = true;
   const height = options.height ?? Number((figure.layout?.height as number | undefined) ?? 420);
   const json = JSON.stringify(figure).replace(/</g, "\\u003c");
-  return (include ? `<script type="text/javascript">${plotlyJs()}</script>` : "") +
-    `<div id="${id}" style="height:${height}px;"></div>` +
-    `<script type="text/javascript">(function(){var f=${json};` +
-    `function draw(){Plotly.newPlot("${id}",f.data,f.layout||{},{responsive:true});}` +
-    `if(window.Plotly){draw();}else{var t=setInterval(function(){if(window.Plotly){clearInterval(t);draw();}},100);}})();</script>`;
+  return (options.includePlotly ? `<script type="text/javascript">${plotlyJs()}</script>` : "") +
+    `<div id="${id}" class="plotly-figure" style="height:${height}px;"></div>` +
+    `<script type="text/javascript">(function(){var f=${json};var n=0;` +
+    `function draw(){if(window.Plotly){Plotly.newPlot("${id}",f.data,f.layout||{},{responsive:true});return;}` +
+    `if(++n<50){setTimeout(draw,100);}else{document.getElementById("${id}").textContent=` +
+    `"(plotly.js is not loaded here: see the HTML rendering under reports/walkthrough/)";}}draw();})();</script>`;
+}
+
+/** Inserts plotly.js once into an HTML page that draws plotly figures (exported notebooks). */
+export function withPlotlyJs(html: string): string {
+  if (!html.includes("Plotly.newPlot") || html.includes("/*plotly.js bundled*/")) return html;
+  const script = `<script type="text/javascript">/*plotly.js bundled*/${plotlyJs()}</script>`;
+  const at = html.indexOf("</head>");
+  return at >= 0 ? html.slice(0, at) + script + html.slice(at) : script + html;
 }
 
 /** Text summary of a figure, for terminals and as the text/plain fallback. */
@@ -152,13 +163,17 @@ export function figureText(figure: Figure): string {
   return `[plot] ${titleText}: ${traces}`;
 }
 
-/** Shows a plotly figure: the plotly MIME type for Jupyter, HTML that renders in exported pages. */
-export function showPlot(figure: Figure): Promise<void> {
-  return displayBundle({
+function figureBundle(figure: Figure): MimeBundle {
+  return {
     "application/vnd.plotly.v1+json": { data: figure.data, layout: figure.layout ?? {} },
     "text/html": figureHtml(figure),
     "text/plain": figureText(figure),
-  });
+  };
+}
+
+/** Shows a plotly figure: the plotly MIME type for Jupyter, HTML that renders in exported pages. */
+export async function showPlot(figure: Figure): Promise<void> {
+  await displayBundle(figureBundle(figure));
 }
 
 /**
@@ -171,20 +186,7 @@ export class LivePlot {
 
   /** Shows (first call) or redraws the figure. */
   async update(figure: Figure): Promise<void> {
-    if (!this.shown && jupyter() && !plotlyEmbedded) {
-      // plotly.js goes out once, in its own output, so that redraws stay small.
-      plotlyEmbedded = true;
-      await displayBundle({ "text/html": `<script type="text/javascript">${plotlyJs()}</script>`, "text/plain": "" });
-    }
-    await displayBundle(
-      {
-        "application/vnd.plotly.v1+json": { data: figure.data, layout: figure.layout ?? {} },
-        "text/html": figureHtml(figure, { includePlotly: false }),
-        "text/plain": figureText(figure),
-      },
-      this.displayId,
-      this.shown,
-    );
+    await displayBundle(figureBundle(figure), this.displayId, this.shown);
     if (!jupyter()) console.log(figureText(figure));
     this.shown = true;
   }

@@ -6,6 +6,7 @@
  */
 import { basename, dirname, join, relative } from "node:path";
 import { projectRoot } from "../paths.ts";
+import { withPlotlyJs } from "./display.ts";
 
 /** One notebook of the suite, in execution order. */
 export interface SuiteEntry {
@@ -108,7 +109,9 @@ export async function executeNotebook(
     const stderr = new TextDecoder().decode(html.stderr).trim().split("\n").slice(-3).join("\n");
     return { notebook: path, ok: false, seconds, executed, error: `HTML rendering failed: ${stderr}` };
   }
-  return { notebook: path, ok: true, seconds, executed, html: join(options.outDir, `${name}.html`) };
+  const htmlPath = join(options.outDir, `${name}.html`);
+  await Deno.writeTextFile(htmlPath, withPlotlyJs(await Deno.readTextFile(htmlPath)));
+  return { notebook: path, ok: true, seconds, executed, html: htmlPath };
 }
 
 /** Executes notebooks in order, stopping at the first failure. */

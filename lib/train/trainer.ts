@@ -5,6 +5,8 @@
  *   batch is encoded once, however many of the batch's pairs it is in.
  * - `head` mode freezes the towers: their features are computed once per product (and cached on
  *   disk by the caller, see feature_cache.ts) and only the head is trained.
+ * - `text` mode freezes only the image tower: the name and description towers are fine-tuned with
+ *   the head (the image tower's backward pass is most of a full step on CPU).
  * AdamW with decoupled weight decay, gradient clipping by global norm, ReduceLROnPlateau on
  * validation F1. Each epoch is validated (loss, P Acc, N Acc, their mean, F1, the F1-optimal
  * threshold, ROC AUC), checkpointed under `<tmpDir>/epoch-NNN`, and the best checkpoint by the
@@ -25,7 +27,7 @@ import { type PlateauState, ReduceLROnPlateau } from "./plateau.ts";
 import { disposeProductBatch, type ProductInputs } from "./product_inputs.ts";
 import { computeEmbeddings, pairDistances } from "./embed.ts";
 
-export type TrainingMode = "full" | "head";
+export type TrainingMode = "full" | "text" | "head";
 
 export interface TrainingConfig {
   mode: TrainingMode;
@@ -202,8 +204,10 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
   if (train.labels.length === 0) throw new Error("no training pairs");
   if (!(config.epochs >= 1)) throw new Error(`epochs must be >= 1, got ${config.epochs}`);
   const part: TrainablePart = config.mode === "head" ? "head" : "all";
-  const variables = model.trainableVariables(part);
-  const torchNames = model.trainableNames(part);
+  const frozen = (name: string) => config.mode === "text" && name.startsWith("ruclip.visual.");
+  const allNames = model.trainableNames(part);
+  const variables = model.trainableVariables(part).filter((_, i) => !frozen(allNames[i]));
+  const torchNames = allNames.filter((name) => !frozen(name));
   const toTorch = new Map(variables.map((v, i) => [v.name, torchNames[i]]));
   const fromTorch = new Map(variables.map((v, i) => [torchNames[i], v.name]));
   const optimizer = new AdamW({ learningRate: config.learningRate, weightDecay: config.weightDecay });
@@ -248,7 +252,7 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
         const leftLocal = batchPairs.map((p) => local.get(train.left[p])!);
         const rightLocal = batchPairs.map((p) => local.get(train.right[p])!);
         const labels = batchPairs.map((p) => train.labels[p]);
-        const batch = config.mode === "full" ? inputs.batch(rows) : undefined;
+        const batch = config.mode !== "head" ? inputs.batch(rows) : undefined;
         const { value, grads } = tf.variableGrads(() => {
           const embeddings = batch
             ? model.embed(batch, true)
