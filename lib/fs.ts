@@ -30,3 +30,16 @@ export async function exists(path: string): Promise<boolean> {
     throw error;
   }
 }
+
+/** SHA-256 (hex, first `length` characters) of byte chunks taken in order, as one message. */
+export async function sha256Hex(chunks: readonly Uint8Array[], length = 16): Promise<string> {
+  const total = chunks.reduce((n, c) => n + c.byteLength, 0);
+  const all = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
+  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("").slice(0, length);
+}

@@ -10,7 +10,7 @@
 import { join } from "node:path";
 import { reportsDir } from "../paths.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../fs.ts";
-import { type Figure, figureHtml, plotlyJs } from "../notebook/display.ts";
+import { escapeHtml, type Figure, figureHtml, plotlyJs } from "../notebook/display.ts";
 
 /** A table saved with a notebook's results. */
 export interface ResultTable {
@@ -166,10 +166,6 @@ export function metricsFile(collected: CollectedResults, created = new Date().to
     }])),
     missing: collected.missing.map((m) => m.notebook),
   };
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 }
 
 function formatValue(value: unknown): string {

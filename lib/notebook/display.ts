@@ -40,7 +40,8 @@ export async function displayBundle(bundle: MimeBundle, displayId?: string, upda
   if (!update) console.log(String(bundle["text/plain"] ?? ""));
 }
 
-function escapeHtml(text: string): string {
+/** Escapes text for HTML element content and attribute values. */
+export function escapeHtml(text: string): string {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 }
 

@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import type { SiameseRuCLIP } from "../model/siamese.ts";
 import { readSafetensors, writeSafetensors } from "../model/safetensors.ts";
-import { exists, writeFileAtomic } from "../fs.ts";
+import { exists, sha256Hex, writeFileAtomic } from "../fs.ts";
 import { dataDir } from "../paths.ts";
 import type { ProductInputs } from "./product_inputs.ts";
 import { computeTowerFeatures, type EncodeOptions } from "./embed.ts";
@@ -20,15 +20,7 @@ export async function towerWeightsHash(model: SiameseRuCLIP): Promise<string> {
     chunks.push(new TextEncoder().encode(`${name}:${tensor.shape.join("x")};`));
     chunks.push(new Uint8Array(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength));
   }
-  const total = chunks.reduce((n, c) => n + c.byteLength, 0);
-  const all = new Uint8Array(total);
-  let offset = 0;
-  for (const c of chunks) {
-    all.set(c, offset);
-    offset += c.byteLength;
-  }
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
-  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("").slice(0, 16);
+  return sha256Hex(chunks);
 }
 
 export interface CachedFeatures {

@@ -12,6 +12,7 @@ import type { ProductBatch } from "../model/siamese.ts";
 export type { ProductBatch };
 import { Progress } from "../notebook/progress.ts";
 import pLimit from "p-limit";
+import { sha256Hex } from "../fs.ts";
 
 /** What the model needs to know of a product. */
 export interface ProductRecord {
@@ -190,14 +191,6 @@ export class ProductInputs {
       new Uint8Array(this.nameIds.buffer),
       new Uint8Array(this.descIds.buffer),
     ];
-    const total = parts.reduce((n, p) => n + p.byteLength, 0);
-    const all = new Uint8Array(total);
-    let offset = 0;
-    for (const p of parts) {
-      all.set(p, offset);
-      offset += p.byteLength;
-    }
-    const digest = await crypto.subtle.digest("SHA-256", all);
-    return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("").slice(0, 16);
+    return sha256Hex(parts);
   }
 }
