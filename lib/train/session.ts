@@ -5,8 +5,9 @@
  * Presets:
  * - `real`: RuCLIP-tiny sizes (ConvNeXt-tiny at 224 px, rubert-tiny), tokenizer
  *   `cointegrated/rubert-tiny`, weights from the RuCLIP-tiny preload or an earlier checkpoint;
- * - `demo`: a tiny ConvNeXt at 64 px and text towers shaped like the shipped sentence-model stand-in
- *   (`data/shipped/sbert-tiny`), whose weights they start from, as the real towers start pretrained;
+ * - `demo`: a tiny ConvNeXt at 64 px, pretrained self-supervised on another seed's marketplace
+ *   (`data/shipped/convnext-demo`), and text towers shaped like the shipped sentence-model stand-in
+ *   (`data/shipped/sbert-tiny`), whose weights they start from: as the real towers start pretrained;
  * - `tiny`: everything small and randomly initialised (tests).
  */
 import pl from "nodejs-polars";
@@ -26,6 +27,9 @@ export type SuiteModelPreset = PresetName | "demo";
 
 /** The demo's starting text towers: the shipped sentence-model stand-in (HF BertModel layout). */
 export const DEMO_TEXT_TOWER: string = join(shippedDir, "sbert-tiny");
+
+/** The demo's starting image tower: a tiny timm-layout ConvNeXt pretrained with SimCLR (see its config.json). */
+export const DEMO_IMAGE_TOWER: string = join(shippedDir, "convnext-demo");
 
 /** The tokenizer each preset uses by default. */
 export const DEFAULT_TOKENIZERS: Record<SuiteModelPreset, string> = {
@@ -128,5 +132,11 @@ export async function setupModel(options: { preset: SuiteModelPreset; weights?: 
     const missing = report.missing.filter((name) => !name.includes(".pooler."));
     if (missing.length || report.mismatched.length) throw new Error(`${DEMO_TEXT_TOWER} does not fit the ${tower} tower:\n${report.summary}`);
   }
-  return { model, tokenizer, config: model.config, summary: `text towers from ${DEMO_TEXT_TOWER} (untrained stand-in), image tower and head random` };
+  await loadTowerWeights(model, "image", join(DEMO_IMAGE_TOWER, "model.safetensors"), { strict: true });
+  return {
+    model,
+    tokenizer,
+    config: model.config,
+    summary: `image tower from ${DEMO_IMAGE_TOWER} (SimCLR on another marketplace), text towers from ${DEMO_TEXT_TOWER} (untrained stand-in), head random`,
+  };
 }
