@@ -51,8 +51,10 @@ export async function prepareDemo(options: DemoOptions): Promise<DemoEnvironment
       products: options.products,
       queries: options.queries,
     });
-    log(`demo: ${summary.listings} listings of ${summary.products} products by ${summary.sellers} sellers, ` +
-      `${summary.querySkus.length} queries, in ${summary.seconds.toFixed(1)}s`);
+    log(
+      `demo: ${summary.listings} listings of ${summary.products} products by ${summary.sellers} sellers, ` +
+        `${summary.querySkus.length} queries, in ${summary.seconds.toFixed(1)}s`,
+    );
     await Deno.remove(hubRoot, { recursive: true }).catch(() => {});
   }
   if (!(await exists(hubRoot))) {
@@ -63,7 +65,12 @@ export async function prepareDemo(options: DemoOptions): Promise<DemoEnvironment
     for (const sub of ["source", "ground_truth"]) {
       await Deno.mkdir(join(tables, sub), { recursive: true });
       for await (const entry of Deno.readDir(join(marketplace, `tables_${DEMO_DATASET}`, sub))) {
-        if (entry.isFile) await Deno.copyFile(join(marketplace, `tables_${DEMO_DATASET}`, sub, entry.name), join(tables, sub, entry.name));
+        if (entry.isFile) {
+          await Deno.copyFile(
+            join(marketplace, `tables_${DEMO_DATASET}`, sub, entry.name),
+            join(tables, sub, entry.name),
+          );
+        }
       }
     }
     await seedLocalHubFromData({ hubRoot, dataDir: seedDir, repo: DEFAULT_DATA_REPO });
@@ -72,7 +79,11 @@ export async function prepareDemo(options: DemoOptions): Promise<DemoEnvironment
   const hub = await startLocalHub({ root: hubRoot });
   log(`demo: Hub stand-in for ${DEFAULT_DATA_REPO} at ${hub.endpoint} (loopback; huggingface.co is not used)`);
   return {
-    env: { HF_ENDPOINT: hub.endpoint, HF_TOKEN: Deno.env.get("HF_TOKEN") ?? "hf_demo_local_stand_in", DATASET: DEMO_DATASET },
+    env: {
+      HF_ENDPOINT: hub.endpoint,
+      HF_TOKEN: Deno.env.get("HF_TOKEN") ?? "hf_demo_local_stand_in",
+      DATASET: DEMO_DATASET,
+    },
     close: () => hub.close(),
   };
 }

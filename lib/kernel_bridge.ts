@@ -129,9 +129,24 @@ export function registerFastMatMulGradient(): void {
       const [a, b] = saved;
       const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean };
       const g = dy as tf.Tensor;
-      if (!transposeA && !transposeB) return { a: () => product(g, b, false, true), b: () => product(a, g, true, false) };
-      if (!transposeA && transposeB) return { a: () => product(g, b, false, false), b: () => product(g, a, true, false) };
-      if (transposeA && !transposeB) return { a: () => product(b, g, false, true), b: () => product(a, g, false, false) };
+      if (!transposeA && !transposeB) {
+        return {
+          a: () => product(g, b, false, true),
+          b: () => product(a, g, true, false),
+        };
+      }
+      if (!transposeA && transposeB) {
+        return {
+          a: () => product(g, b, false, false),
+          b: () => product(g, a, true, false),
+        };
+      }
+      if (transposeA && !transposeB) {
+        return {
+          a: () => product(b, g, false, true),
+          b: () => product(a, g, false, false),
+        };
+      }
       return { a: () => product(b, g, true, true), b: () => product(g, a, true, true) };
     },
   });

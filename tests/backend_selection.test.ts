@@ -101,7 +101,9 @@ describe("backend selection", () => {
     for (const name of ["cpu", "wasm"] as const) {
       await selectBackend(name, { quiet: true });
       const grad = tf.tidy(() =>
-        tf.grad((t: tf.Tensor) => tf.sum(tf.square(tf.gather(t, tf.tensor1d(ids, "int32")))))(tf.tensor2d(table, [6, 2]))
+        tf.grad((t: tf.Tensor) => tf.sum(tf.square(tf.gather(t, tf.tensor1d(ids, "int32")))))(
+          tf.tensor2d(table, [6, 2]),
+        )
       );
       expect(Array.from(await grad.data())).toEqual(expected);
       grad.dispose();

@@ -16,10 +16,27 @@ describe("resumable encoding", () => {
       if (++calls === 4) throw new Error("interrupted");
       return encodeRange(3)(start, end);
     };
-    await expect(encodeResumable({ key: "k", count: 10, dim: 3, partialPath, encode: failing, batchSize: 2, saveEvery: 1, progress: false })).rejects.toThrow("interrupted");
+    await expect(
+      encodeResumable({
+        key: "k",
+        count: 10,
+        dim: 3,
+        partialPath,
+        encode: failing,
+        batchSize: 2,
+        saveEvery: 1,
+        progress: false,
+      }),
+    ).rejects.toThrow("interrupted");
     const encoded: number[] = [];
     const result = await encodeResumable({
-      key: "k", count: 10, dim: 3, partialPath, batchSize: 2, saveEvery: 1, progress: false,
+      key: "k",
+      count: 10,
+      dim: 3,
+      partialPath,
+      batchSize: 2,
+      saveEvery: 1,
+      progress: false,
       encode: (start, end) => (encoded.push(start), encodeRange(3)(start, end)),
     });
     expect(result.resumedRows).toBe(6);
@@ -32,9 +49,28 @@ describe("resumable encoding", () => {
     const dir = await Deno.makeTempDir();
     const partialPath = join(dir, "e.partial.safetensors");
     let calls = 0;
-    await encodeResumable({ key: "old", count: 6, dim: 1, partialPath, batchSize: 1, saveEvery: 1, progress: false,
-      encode: (s, e) => { if (++calls === 3) throw new Error("stop"); return encodeRange(1)(s, e); } }).catch(() => {});
-    const result = await encodeResumable({ key: "new", count: 6, dim: 1, partialPath, encode: encodeRange(1), batchSize: 1, progress: false });
+    await encodeResumable({
+      key: "old",
+      count: 6,
+      dim: 1,
+      partialPath,
+      batchSize: 1,
+      saveEvery: 1,
+      progress: false,
+      encode: (s, e) => {
+        if (++calls === 3) throw new Error("stop");
+        return encodeRange(1)(s, e);
+      },
+    }).catch(() => {});
+    const result = await encodeResumable({
+      key: "new",
+      count: 6,
+      dim: 1,
+      partialPath,
+      encode: encodeRange(1),
+      batchSize: 1,
+      progress: false,
+    });
     expect(result.resumedRows).toBe(0);
   });
 });
@@ -42,7 +78,7 @@ describe("resumable encoding", () => {
 describe("pca2d", () => {
   it("finds the direction of largest spread first", () => {
     // Points spread along (1, 1, 0) with a little noise along (0, 0, 1).
-    const rows = [-2, -1, 0, 1, 2].flatMap((t, i) => [t, t, (i % 2 ? 0.1 : -0.1)]);
+    const rows = [-2, -1, 0, 1, 2].flatMap((t, i) => [t, t, i % 2 ? 0.1 : -0.1]);
     const coords = pca2d(Float32Array.from(rows), 3);
     const first = [0, 1, 2, 3, 4].map((i) => coords[i * 2]);
     const spread = Math.max(...first) - Math.min(...first);

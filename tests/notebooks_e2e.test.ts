@@ -67,7 +67,9 @@ describe("notebook suite, end to end", () => {
     expect(report).toContain("SiameseRuCLIP evaluation report");
     if (/<script[^>]*\bsrc="https?:/.test(report)) throw new Error("the report loads a script from the network");
 
-    const predictions = [...Deno.readDirSync(join(data, "predictions", "demo_geo"))].map((e) => e.name).filter((n) => n.endsWith(".parquet"));
+    const predictions = [...Deno.readDirSync(join(data, "predictions", "demo_geo"))].map((e) => e.name).filter((n) =>
+      n.endsWith(".parquet")
+    );
     expect(predictions.length).toBeGreaterThan(0);
     const metadata = await readParquetKeyValueMetadata(join(data, "predictions", "demo_geo", predictions[0]));
     expect(Object.keys(metadata).join(" ")).toMatch(/threshold/);

@@ -5,7 +5,9 @@ import { AdamW, clipGradientsByGlobalNorm } from "../lib/train/adamw.ts";
 import { ReduceLROnPlateau } from "../lib/train/plateau.ts";
 import "@tensorflow/tfjs-backend-cpu";
 
-const reference = JSON.parse(await Deno.readTextFile(new URL("./fixtures/train/optim_reference.json", import.meta.url)));
+const reference = JSON.parse(
+  await Deno.readTextFile(new URL("./fixtures/train/optim_reference.json", import.meta.url)),
+);
 
 function expectClose(actual: ArrayLike<number>, expected: number[], tolerance: number): void {
   expect(actual.length).toBe(expected.length);

@@ -11,7 +11,13 @@ import { loadTokenizer } from "../lib/text/tokenizer.ts";
 import { shippedDir } from "../lib/paths.ts";
 import { ProductInputs, type ProductRecord } from "../lib/train/product_inputs.ts";
 import { cachedTowerFeatures } from "../lib/train/feature_cache.ts";
-import { DEFAULT_TRAINING_CONFIG, pairIndexSet, trainSiamese, type TrainingConfig, TrainingDivergedError } from "../lib/train/trainer.ts";
+import {
+  DEFAULT_TRAINING_CONFIG,
+  pairIndexSet,
+  type TrainingConfig,
+  TrainingDivergedError,
+  trainSiamese,
+} from "../lib/train/trainer.ts";
 
 await selectBackend("cpu", { quiet: true });
 const tokenizer = await loadTokenizer(join(shippedDir, "tokenizer-demo"));
@@ -25,8 +31,15 @@ async function makeProducts(): Promise<ProductRecord[]> {
   for (const [i, [r, g, b]] of colours.entries()) {
     for (const listing of [0, 1]) {
       const path = join(dir, `p${i}-${listing}.png`);
-      await sharp({ create: { width: 40 + 8 * listing, height: 36, channels: 3, background: { r: r - 20 * listing, g, b } } }).png().toFile(path);
-      products.push({ sku: `${i}${listing}`, name: `${names[i]} ${listing ? "100x70 см" : "70 на 100"}`, description: names[i], imagePath: path });
+      await sharp({
+        create: { width: 40 + 8 * listing, height: 36, channels: 3, background: { r: r - 20 * listing, g, b } },
+      }).png().toFile(path);
+      products.push({
+        sku: `${i}${listing}`,
+        name: `${names[i]} ${listing ? "100x70 см" : "70 на 100"}`,
+        description: names[i],
+        imagePath: path,
+      });
     }
   }
   products.push({ sku: "no-image", name: "глобус", description: "", imagePath: join(dir, "missing.png") });
@@ -46,7 +59,10 @@ const validation = pairIndexSet(inputs, pairs.slice(0, 6));
 const config: TrainingConfig = { ...DEFAULT_TRAINING_CONFIG, epochs: 3, batchSize: 5, learningRate: 3e-3, margin: 1 };
 
 function model() {
-  return createSiameseRuCLIP({ ...tinyPreset(tokenizer.vocabSize), imageSize: 32, maxTokens: 16 } as ReturnType<typeof tinyPreset>, { seed: 3 });
+  return createSiameseRuCLIP(
+    { ...tinyPreset(tokenizer.vocabSize), imageSize: 32, maxTokens: 16 } as ReturnType<typeof tinyPreset>,
+    { seed: 3 },
+  );
 }
 
 describe("product inputs", () => {
@@ -67,7 +83,13 @@ describe("trainer, full mode", () => {
     const counts: number[] = [];
     const runDir = join(dir, "results", "full");
     const result = await trainSiamese({
-      model: m, inputs, train, validation, config, runDir, progress: false,
+      model: m,
+      inputs,
+      train,
+      validation,
+      config,
+      runDir,
+      progress: false,
       onEpoch: () => void counts.push(tf.memory().numTensors),
     });
     expect(result.history.map((r) => r.epoch)).toEqual([1, 2, 3]);
@@ -91,12 +113,29 @@ describe("trainer, full mode", () => {
   it("resumes from an epoch checkpoint and continues the same schedule", async () => {
     const m = model();
     const runDir = join(dir, "results", "resume");
-    await trainSiamese({ model: m, inputs, train, validation, config: { ...config, epochs: 1 }, runDir, progress: false });
+    await trainSiamese({
+      model: m,
+      inputs,
+      train,
+      validation,
+      config: { ...config, epochs: 1 },
+      runDir,
+      progress: false,
+    });
     m.dispose();
     const resumed = model();
     const checkpoint = join(dir, "results", "tmp", "resume", "epoch-001");
     const saved = await loadCheckpoint(checkpoint);
-    const result = await trainSiamese({ model: resumed, inputs, train, validation, config: { ...config, epochs: 2 }, runDir, resumeFrom: checkpoint, progress: false });
+    const result = await trainSiamese({
+      model: resumed,
+      inputs,
+      train,
+      validation,
+      config: { ...config, epochs: 2 },
+      runDir,
+      resumeFrom: checkpoint,
+      progress: false,
+    });
     expect(result.startEpoch).toBe(1);
     expect(result.history.map((r) => r.epoch)).toEqual([1, 2]);
     expect(result.history[0]).toEqual((saved.trainingState!.history as unknown[])[0]);
@@ -111,7 +150,13 @@ describe("trainer, full mode", () => {
     const runDir = join(dir, "results", "nan");
     const before = tf.memory().numTensors;
     const error = await trainSiamese({
-      model: m, inputs, train, validation, config, runDir, progress: false,
+      model: m,
+      inputs,
+      train,
+      validation,
+      config,
+      runDir,
+      progress: false,
       lossHook: (epoch, _step, loss) => (epoch === 2 ? Number.NaN : loss),
     }).catch((e) => e);
     expect(error).toBeInstanceOf(TrainingDivergedError);
@@ -135,14 +180,23 @@ describe("trainer, head mode", () => {
     const towersBefore = m.stateDict().get("ruclip.final_ln.weight")!.data.slice();
     const headBefore = m.stateDict().get("head.0.weight")!.data.slice();
     const result = await trainSiamese({
-      model: m, inputs, train, validation, config: { ...config, mode: "head", epochs: 2 }, runDir: join(dir, "results", "head"),
-      features: second.features, progress: false,
+      model: m,
+      inputs,
+      train,
+      validation,
+      config: { ...config, mode: "head", epochs: 2 },
+      runDir: join(dir, "results", "head"),
+      features: second.features,
+      progress: false,
     });
     expect(result.history).toHaveLength(2);
     expect(m.stateDict().get("ruclip.final_ln.weight")!.data).toEqual(towersBefore);
     expect(m.stateDict().get("head.0.weight")!.data).not.toEqual(headBefore);
     // Changing the towers changes the cache key.
-    const other = createSiameseRuCLIP({ ...tinyPreset(tokenizer.vocabSize), imageSize: 32, maxTokens: 16 } as ReturnType<typeof tinyPreset>, { seed: 4 });
+    const other = createSiameseRuCLIP(
+      { ...tinyPreset(tokenizer.vocabSize), imageSize: 32, maxTokens: 16 } as ReturnType<typeof tinyPreset>,
+      { seed: 4 },
+    );
     expect((await cachedTowerFeatures(other, inputs, { cacheDir, progress: false })).reused).toBe(false);
     other.dispose();
     m.dispose();

@@ -23,6 +23,11 @@ export function projectionFigure(
       text: rows.map((i) => hover[i]),
       marker: { size: 5, opacity: 0.7 },
     })),
-    layout: { title: { text: title }, height: 460, xaxis: { title: { text: "PC 1" } }, yaxis: { title: { text: "PC 2" } } },
+    layout: {
+      title: { text: title },
+      height: 460,
+      xaxis: { title: { text: "PC 1" } },
+      yaxis: { title: { text: "PC 2" } },
+    },
   };
 }

@@ -48,18 +48,28 @@ export async function encodeResumable(options: ResumableOptions): Promise<Resuma
     }
   }
   const resumedRows = done;
-  const bar = new Progress({ total: count, label: options.label ?? "encode", unit: "products", silent: options.progress === false });
+  const bar = new Progress({
+    total: count,
+    label: options.label ?? "encode",
+    unit: "products",
+    silent: options.progress === false,
+  });
   bar.tick(done);
   const save = () =>
     writeFileAtomic(
       options.partialPath,
-      writeSafetensors(new Map([["vectors", { dtype: "float32", shape: [done, dim], data: vectors.slice(0, done * dim) }]]), { key }),
+      writeSafetensors(
+        new Map([["vectors", { dtype: "float32", shape: [done, dim], data: vectors.slice(0, done * dim) }]]),
+        { key },
+      ),
     );
   let batches = 0;
   while (done < count) {
     const end = Math.min(count, done + batchSize);
     const values = await options.encode(done, end);
-    if (values.length !== (end - done) * dim) throw new Error(`encoder returned ${values.length} values for rows ${done}..${end} of dim ${dim}`);
+    if (values.length !== (end - done) * dim) {
+      throw new Error(`encoder returned ${values.length} values for rows ${done}..${end} of dim ${dim}`);
+    }
     vectors.set(values, done * dim);
     bar.tick(end - done);
     done = end;

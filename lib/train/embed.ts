@@ -45,14 +45,20 @@ export function computeTowerFeatures(
   rows: readonly number[] = [...Array(inputs.size).keys()],
   options: EncodeOptions = {},
 ): Promise<Float32Array> {
-  return encodeRows(rows, model.featureDim, (batchRows) => {
-    const batch = inputs.batch(batchRows);
-    try {
-      return model.towerFeatures(batch, false);
-    } finally {
-      disposeProductBatch(batch);
-    }
-  }, options, "tower features");
+  return encodeRows(
+    rows,
+    model.featureDim,
+    (batchRows) => {
+      const batch = inputs.batch(batchRows);
+      try {
+        return model.towerFeatures(batch, false);
+      } finally {
+        disposeProductBatch(batch);
+      }
+    },
+    options,
+    "tower features",
+  );
 }
 
 /**
@@ -67,22 +73,30 @@ export function computeEmbeddings(
 ): Promise<Float32Array> {
   const features = options.features;
   if (features && features.length !== inputs.size * model.featureDim) {
-    throw new Error(`cached features hold ${features.length} values, expected ${inputs.size} products x ${model.featureDim}`);
+    throw new Error(
+      `cached features hold ${features.length} values, expected ${inputs.size} products x ${model.featureDim}`,
+    );
   }
-  return encodeRows(rows, model.embeddingDim, (batchRows) => {
-    if (features) {
-      const F = model.featureDim;
-      const slab = new Float32Array(batchRows.length * F);
-      batchRows.forEach((row, i) => slab.set(features.subarray(row * F, (row + 1) * F), i * F));
-      return tf.tidy(() => model.head(tf.tensor2d(slab, [batchRows.length, F]), false));
-    }
-    const batch = inputs.batch(batchRows);
-    try {
-      return model.embed(batch, false);
-    } finally {
-      disposeProductBatch(batch);
-    }
-  }, options, "embeddings");
+  return encodeRows(
+    rows,
+    model.embeddingDim,
+    (batchRows) => {
+      if (features) {
+        const F = model.featureDim;
+        const slab = new Float32Array(batchRows.length * F);
+        batchRows.forEach((row, i) => slab.set(features.subarray(row * F, (row + 1) * F), i * F));
+        return tf.tidy(() => model.head(tf.tensor2d(slab, [batchRows.length, F]), false));
+      }
+      const batch = inputs.batch(batchRows);
+      try {
+        return model.embed(batch, false);
+      } finally {
+        disposeProductBatch(batch);
+      }
+    },
+    options,
+    "embeddings",
+  );
 }
 
 /** Euclidean distances ||a - b + eps|| between rows of two embedding matrices (as F.pairwise_distance). */

@@ -20,7 +20,11 @@ export async function scorePairs(
   options: { features?: Float32Array; batchSize?: number } = {},
 ): Promise<ScoredPairs> {
   const rows = [...new Set([...pairs.left, ...pairs.right])].sort((a, b) => a - b);
-  const embeddings = await computeEmbeddings(model, inputs, rows, { features: options.features, batchSize: options.batchSize ?? 64, progress: false });
+  const embeddings = await computeEmbeddings(model, inputs, rows, {
+    features: options.features,
+    batchSize: options.batchSize ?? 64,
+    progress: false,
+  });
   const position = new Map(rows.map((row, i) => [row, i]));
   const distances = pairDistances(
     embeddings,

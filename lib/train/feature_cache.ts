@@ -13,7 +13,7 @@ import type { ProductInputs } from "./product_inputs.ts";
 import { computeTowerFeatures, type EncodeOptions } from "./embed.ts";
 
 /** SHA-256 (hex, 16 chars) of the weights of every non-head parameter. */
-export async function towerWeightsHash(model: SiameseRuCLIP): Promise<string> {
+export function towerWeightsHash(model: SiameseRuCLIP): Promise<string> {
   const chunks: Uint8Array[] = [];
   for (const [name, tensor] of model.stateDict()) {
     if (name.startsWith("head.")) continue;
@@ -57,9 +57,12 @@ export async function cachedTowerFeatures(
   const features = await computeTowerFeatures(model, inputs, undefined, options);
   await writeFileAtomic(
     path,
-    writeSafetensors(new Map([["features", { dtype: "float32", shape: [inputs.size, model.featureDim], data: features }]]), {
-      skus: JSON.stringify(inputs.skus.length > 50_000 ? [] : inputs.skus),
-    }),
+    writeSafetensors(
+      new Map([["features", { dtype: "float32", shape: [inputs.size, model.featureDim], data: features }]]),
+      {
+        skus: JSON.stringify(inputs.skus.length > 50_000 ? [] : inputs.skus),
+      },
+    ),
   );
   return { features, featureDim: model.featureDim, reused: false, path, key };
 }

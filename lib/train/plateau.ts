@@ -31,7 +31,9 @@ export class ReduceLROnPlateau {
   constructor(config: PlateauConfig = {}) {
     this.mode = config.mode ?? "max";
     this.factor = config.factor ?? 0.1;
-    if (!(this.factor > 0 && this.factor < 1)) throw new Error(`ReduceLROnPlateau: factor must be in (0, 1), got ${this.factor}`);
+    if (!(this.factor > 0 && this.factor < 1)) {
+      throw new Error(`ReduceLROnPlateau: factor must be in (0, 1), got ${this.factor}`);
+    }
     this.patience = config.patience ?? 10;
     this.threshold = config.threshold ?? 1e-4;
     this.cooldown = config.cooldown ?? 0;
@@ -40,7 +42,9 @@ export class ReduceLROnPlateau {
   }
 
   private isBetter(value: number): boolean {
-    return this.mode === "max" ? value > this.state.best * (1 + this.threshold) : value < this.state.best * (1 - this.threshold);
+    return this.mode === "max"
+      ? value > this.state.best * (1 + this.threshold)
+      : value < this.state.best * (1 - this.threshold);
   }
 
   /** Records an epoch's metric and returns the learning rate to use next. */

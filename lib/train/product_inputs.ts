@@ -99,7 +99,12 @@ export class ProductInputs {
     const hasImage = new Uint8Array(products.length);
     const issues: ImageIssue[] = [];
     const limit = pLimit(options.concurrency ?? 4);
-    const bar = new Progress({ total: products.length, label: "preprocess images", unit: "images", silent: options.progress === false });
+    const bar = new Progress({
+      total: products.length,
+      label: "preprocess images",
+      unit: "images",
+      silent: options.progress === false,
+    });
     await Promise.all(products.map((product, i) =>
       limit(async () => {
         if (!product.imagePath) {
@@ -109,8 +114,13 @@ export class ProductInputs {
             pixels.set(await resizeAndCrop(product.imagePath, size), i * size * size * 3);
             hasImage[i] = 1;
           } catch (error) {
-            const missing = error instanceof Deno.errors.NotFound || /no such file|ENOENT|Input file is missing/i.test(String(error));
-            issues.push({ sku: product.sku, status: missing ? "missing" : "corrupt", message: `${product.imagePath}: ${String((error as Error).message ?? error).split("\n")[0]}` });
+            const missing = error instanceof Deno.errors.NotFound ||
+              /no such file|ENOENT|Input file is missing/i.test(String(error));
+            issues.push({
+              sku: product.sku,
+              status: missing ? "missing" : "corrupt",
+              message: `${product.imagePath}: ${String((error as Error).message ?? error).split("\n")[0]}`,
+            });
           }
         }
         bar.tick();
@@ -183,9 +193,11 @@ export class ProductInputs {
   }
 
   /** A fingerprint of the preprocessed inputs (for feature-cache keys). */
-  async fingerprint(): Promise<string> {
+  fingerprint(): Promise<string> {
     const parts = [
-      new TextEncoder().encode(JSON.stringify({ skus: this.skus, size: this.imageSize, T: this.maxTokens, mean: this.mean, std: this.std })),
+      new TextEncoder().encode(
+        JSON.stringify({ skus: this.skus, size: this.imageSize, T: this.maxTokens, mean: this.mean, std: this.std }),
+      ),
       this.pixels,
       this.hasImage,
       new Uint8Array(this.nameIds.buffer),

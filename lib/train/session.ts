@@ -16,7 +16,7 @@ import { datasetLayout } from "../data/layout.ts";
 import { readProcessed } from "../data/make_dataset.ts";
 import { splitFiles } from "../data/pairs.ts";
 import { loadSiameseRuCLIP, loadTowerWeights } from "../model/load.ts";
-import { type PresetName, presetByName, type SiameseRuCLIPConfig, tinyPreset } from "../model/presets.ts";
+import { presetByName, type PresetName, type SiameseRuCLIPConfig, tinyPreset } from "../model/presets.ts";
 import type { SiameseRuCLIP } from "../model/siamese.ts";
 import { loadTokenizer, type ProductTokenizer } from "../text/tokenizer.ts";
 import { shippedDir } from "../paths.ts";
@@ -61,9 +61,13 @@ export function productRecords(dataset: string, root?: string): ProductRecord[] 
   const layout = datasetLayout(dataset, root);
   const frame = readProcessed(dataset, layout.root);
   for (const column of ["sku", "name", "description", "image_name"]) {
-    if (!frame.columns.includes(column)) throw new Error(`${layout.processedParquet}: no "${column}" column; re-run make_OZ_geo_5500`);
+    if (!frame.columns.includes(column)) {
+      throw new Error(`${layout.processedParquet}: no "${column}" column; re-run make_OZ_geo_5500`);
+    }
   }
-  return (frame.select("sku", "name", "description", "image_name").toRecords() as Record<string, string | null>[]).map((row) => ({
+  return (frame.select("sku", "name", "description", "image_name").toRecords() as Record<string, string | null>[]).map((
+    row,
+  ) => ({
     sku: String(row.sku),
     name: row.name ?? "",
     description: row.description ?? "",
@@ -87,7 +91,9 @@ export function readSplitPairs(dataset: string, split: string, root?: string): S
   try {
     frame = pl.readParquet(path);
   } catch {
-    throw new Error(`${path} is missing: run make_OZ_geo_5500_pairwise-regex (it splits by query and renders the pairs)`);
+    throw new Error(
+      `${path} is missing: run make_OZ_geo_5500_pairwise-regex (it splits by query and renders the pairs)`,
+    );
   }
   return (frame.toRecords() as Record<string, unknown>[]).map((row) => ({
     skuLeft: String(row.sku_left),
@@ -99,11 +105,18 @@ export function readSplitPairs(dataset: string, split: string, root?: string): S
 }
 
 /** The model configuration of a preset, sized to the tokenizer for `tiny`. */
-export async function presetConfig(preset: SuiteModelPreset, tokenizer: ProductTokenizer): Promise<SiameseRuCLIPConfig> {
-  if (preset !== "demo" && preset !== "real" && preset !== "tiny") throw new Error(`unknown model preset "${preset}"; use demo, real or tiny`);
+export async function presetConfig(
+  preset: SuiteModelPreset,
+  tokenizer: ProductTokenizer,
+): Promise<SiameseRuCLIPConfig> {
+  if (preset !== "demo" && preset !== "real" && preset !== "tiny") {
+    throw new Error(`unknown model preset "${preset}"; use demo, real or tiny`);
+  }
   const config = preset === "demo" ? await demoPreset() : presetByName(preset, tokenizer.vocabSize);
   if (tokenizer.vocabSize > config.nameBert.vocabSize) {
-    throw new Error(`the tokenizer ${tokenizer.source} has ${tokenizer.vocabSize} tokens but preset "${preset}" embeds ${config.nameBert.vocabSize}`);
+    throw new Error(
+      `the tokenizer ${tokenizer.source} has ${tokenizer.vocabSize} tokens but preset "${preset}" embeds ${config.nameBert.vocabSize}`,
+    );
   }
   return config;
 }
@@ -120,23 +133,33 @@ export interface ModelSetup {
  * Loads the tokenizer and the model: from `weights` (checkpoint folder, file or Hub id) when given;
  * else the preset's starting point (`demo`: text towers from the stand-in, the rest random; others random).
  */
-export async function setupModel(options: { preset: SuiteModelPreset; weights?: string; tokenizer?: string; seed?: number }): Promise<ModelSetup> {
+export async function setupModel(
+  options: { preset: SuiteModelPreset; weights?: string; tokenizer?: string; seed?: number },
+): Promise<ModelSetup> {
   const tokenizer = await loadTokenizer(options.tokenizer || DEFAULT_TOKENIZERS[options.preset]);
   const config = await presetConfig(options.preset, tokenizer);
-  const { model, report } = await loadSiameseRuCLIP({ preset: config, weights: options.weights || undefined, seed: options.seed, strict: !!options.weights });
+  const { model, report } = await loadSiameseRuCLIP({
+    preset: config,
+    weights: options.weights || undefined,
+    seed: options.seed,
+    strict: !!options.weights,
+  });
   if (options.weights) return { model, tokenizer, config: model.config, summary: report.summary };
   if (options.preset !== "demo") return { model, tokenizer, config: model.config, summary: "random initialisation" };
   for (const tower of ["name", "description"] as const) {
     // The stand-in has no pooler, which the towers never use; anything else missing is an error.
     const report = await loadTowerWeights(model, tower, DEMO_TEXT_TOWER, { strict: false });
     const missing = report.missing.filter((name) => !name.includes(".pooler."));
-    if (missing.length || report.mismatched.length) throw new Error(`${DEMO_TEXT_TOWER} does not fit the ${tower} tower:\n${report.summary}`);
+    if (missing.length || report.mismatched.length) {
+      throw new Error(`${DEMO_TEXT_TOWER} does not fit the ${tower} tower:\n${report.summary}`);
+    }
   }
   await loadTowerWeights(model, "image", join(DEMO_IMAGE_TOWER, "model.safetensors"), { strict: true });
   return {
     model,
     tokenizer,
     config: model.config,
-    summary: `image tower from ${DEMO_IMAGE_TOWER} (SimCLR on another marketplace), text towers from ${DEMO_TEXT_TOWER} (untrained stand-in), head random`,
+    summary:
+      `image tower from ${DEMO_IMAGE_TOWER} (SimCLR on another marketplace), text towers from ${DEMO_TEXT_TOWER} (untrained stand-in), head random`,
   };
 }

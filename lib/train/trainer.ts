@@ -19,7 +19,13 @@ import type { SiameseRuCLIP, TrainablePart } from "../model/siamese.ts";
 import { contrastiveLoss, onlineContrastiveLoss, pairwiseDistance } from "../model/losses.ts";
 import { loadCheckpoint, saveCheckpoint } from "../model/checkpoint.ts";
 import type { StateDict } from "../model/state_dict.ts";
-import { confusionAtThreshold, f1OptimalThreshold, metricsFromConfusion, rocAuc, scoresFromDistances } from "../eval/pair_metrics.ts";
+import {
+  confusionAtThreshold,
+  f1OptimalThreshold,
+  metricsFromConfusion,
+  rocAuc,
+  scoresFromDistances,
+} from "../eval/pair_metrics.ts";
 import { Progress } from "../notebook/progress.ts";
 import { SeededRandom } from "../data/random.ts";
 import { AdamW, clipGradientsByGlobalNorm } from "./adamw.ts";
@@ -70,12 +76,17 @@ export interface PairIndexSet {
 }
 
 /** Builds a PairIndexSet from SKU pairs; an unknown SKU is an error naming it and the pair. */
-export function pairIndexSet(inputs: ProductInputs, pairs: readonly { skuLeft: string; skuRight: string; label: number }[]): PairIndexSet {
+export function pairIndexSet(
+  inputs: ProductInputs,
+  pairs: readonly { skuLeft: string; skuRight: string; label: number }[],
+): PairIndexSet {
   const left = new Int32Array(pairs.length);
   const right = new Int32Array(pairs.length);
   const labels = new Float32Array(pairs.length);
   pairs.forEach((pair, i) => {
-    if (pair.label !== 0 && pair.label !== 1) throw new Error(`pair ${i} (${pair.skuLeft}, ${pair.skuRight}): label must be 0 or 1, got ${pair.label}`);
+    if (pair.label !== 0 && pair.label !== 1) {
+      throw new Error(`pair ${i} (${pair.skuLeft}, ${pair.skuRight}): label must be 0 or 1, got ${pair.label}`);
+    }
     left[i] = inputs.indexOf(pair.skuLeft);
     right[i] = inputs.indexOf(pair.skuRight);
     labels[i] = pair.label;
@@ -103,10 +114,17 @@ export interface EpochRecord {
 }
 
 export class TrainingDivergedError extends Error {
-  constructor(readonly epoch: number, readonly step: number, readonly loss: number, readonly lastGoodCheckpoint: string | null) {
+  constructor(
+    readonly epoch: number,
+    readonly step: number,
+    readonly loss: number,
+    readonly lastGoodCheckpoint: string | null,
+  ) {
     super(
       `training diverged: the loss became ${loss} at epoch ${epoch}, step ${step}. ` +
-        (lastGoodCheckpoint ? `The last good checkpoint is ${lastGoodCheckpoint}; ` : "No epoch had finished, so there is no checkpoint; ") +
+        (lastGoodCheckpoint
+          ? `The last good checkpoint is ${lastGoodCheckpoint}; `
+          : "No epoch had finished, so there is no checkpoint; ") +
         "lower the learning rate or enable gradient clipping, then resume from it.",
     );
     this.name = "TrainingDivergedError";
@@ -148,7 +166,11 @@ function metricValue(record: EpochRecord, metric: TrainingConfig["bestMetric"]):
 }
 
 /** Validation numbers of embeddings for a pair set (distances, contrastive loss, F1-optimal threshold). */
-export function validationMetrics(distances: Float64Array, labels: Float32Array, margin: number): Omit<EpochRecord, "epoch" | "trainLoss" | "learningRate" | "seconds" | "pairsPerSecond"> {
+export function validationMetrics(
+  distances: Float64Array,
+  labels: Float32Array,
+  margin: number,
+): Omit<EpochRecord, "epoch" | "trainLoss" | "learningRate" | "seconds" | "pairsPerSecond"> {
   let loss = 0;
   for (let i = 0; i < distances.length; i++) {
     const d = distances[i];
@@ -178,11 +200,19 @@ function distinctRows(set: PairIndexSet): number[] {
 async function validate(options: TrainOptions): Promise<ReturnType<typeof validationMetrics>> {
   const { model, inputs, validation, config } = options;
   const rows = distinctRows(validation);
-  const embeddings = await computeEmbeddings(model, inputs, rows, { batchSize: 64, features: options.features, progress: false });
+  const embeddings = await computeEmbeddings(model, inputs, rows, {
+    batchSize: 64,
+    features: options.features,
+    progress: false,
+  });
   const position = new Map(rows.map((row, i) => [row, i]));
   const left = Int32Array.from(validation.left, (r) => position.get(r)!);
   const right = Int32Array.from(validation.right, (r) => position.get(r)!);
-  return validationMetrics(pairDistances(embeddings, model.embeddingDim, left, right), validation.labels, config.margin);
+  return validationMetrics(
+    pairDistances(embeddings, model.embeddingDim, left, right),
+    validation.labels,
+    config.margin,
+  );
 }
 
 /** Optimizer moments keyed by PyTorch parameter names (variable names differ between model instances). */
@@ -200,7 +230,9 @@ function renameState(state: StateDict, names: Map<string, string>): StateDict {
 /** Trains the model; see the module comment. */
 export async function trainSiamese(options: TrainOptions): Promise<TrainingResult> {
   const { model, inputs, train, config } = options;
-  if (config.mode === "head" && !options.features) throw new Error("head mode needs the products' tower features (options.features)");
+  if (config.mode === "head" && !options.features) {
+    throw new Error("head mode needs the products' tower features (options.features)");
+  }
   if (train.labels.length === 0) throw new Error("no training pairs");
   if (!(config.epochs >= 1)) throw new Error(`epochs must be >= 1, got ${config.epochs}`);
   const part: TrainablePart = config.mode === "head" ? "head" : "all";
@@ -211,7 +243,11 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
   const toTorch = new Map(variables.map((v, i) => [v.name, torchNames[i]]));
   const fromTorch = new Map(variables.map((v, i) => [torchNames[i], v.name]));
   const optimizer = new AdamW({ learningRate: config.learningRate, weightDecay: config.weightDecay });
-  const plateau = new ReduceLROnPlateau({ mode: "max", factor: config.plateauFactor, patience: config.plateauPatience });
+  const plateau = new ReduceLROnPlateau({
+    mode: "max",
+    factor: config.plateauFactor,
+    patience: config.plateauPatience,
+  });
   const tmpDir = options.tmpDir ?? join(options.runDir, "..", "tmp", options.runDir.split(/[\\/]/).pop()!);
   const bestDir = join(options.runDir, "best");
   const finalDir = join(options.runDir, "final");
@@ -230,11 +266,15 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
     history = (state.history as EpochRecord[] | undefined) ?? [];
     optimizer.learningRate = Number(state.learningRate ?? config.learningRate);
     if (state.plateau) plateau.state = state.plateau as PlateauState;
-    if (checkpoint.optimizerState) optimizer.loadStateDict(renameState(checkpoint.optimizerState, fromTorch), Number(state.optimizerStep ?? 0));
+    if (checkpoint.optimizerState) {
+      optimizer.loadStateDict(renameState(checkpoint.optimizerState, fromTorch), Number(state.optimizerStep ?? 0));
+    }
     lastGood = options.resumeFrom;
   }
 
-  const featureTensor = config.mode === "head" ? tf.tensor2d(options.features!, [inputs.size, model.featureDim]) : undefined;
+  const featureTensor = config.mode === "head"
+    ? tf.tensor2d(options.features!, [inputs.size, model.featureDim])
+    : undefined;
   const lossFunction = config.loss === "online-contrastive" ? onlineContrastiveLoss : contrastiveLoss;
   try {
     for (let epoch = startEpoch + 1; epoch <= config.epochs; epoch++) {
@@ -242,7 +282,12 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
       // Seeded per epoch, so a resumed run sees the same order as an uninterrupted one.
       const order = new SeededRandom(config.seed * 1000 + epoch).shuffle([...train.labels.keys()]);
       const steps = Math.ceil(order.length / config.batchSize);
-      const bar = new Progress({ total: order.length, label: `epoch ${epoch}/${config.epochs}`, unit: "pairs", silent: options.progress === false });
+      const bar = new Progress({
+        total: order.length,
+        label: `epoch ${epoch}/${config.epochs}`,
+        unit: "pairs",
+        silent: options.progress === false,
+      });
       let lossSum = 0;
       let lossCount = 0;
       for (let s = 0; s < steps; s++) {
@@ -273,7 +318,9 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
           bar.done({ loss });
           throw new TrainingDivergedError(epoch, step, loss, lastGood);
         }
-        const clipped = config.gradientClip > 0 ? (await clipGradientsByGlobalNorm(grads, config.gradientClip)).gradients : grads;
+        const clipped = config.gradientClip > 0
+          ? (await clipGradientsByGlobalNorm(grads, config.gradientClip)).gradients
+          : grads;
         optimizer.applyGradients(variables, clipped);
         Object.values(clipped).forEach((g) => g.dispose());
         lossSum += loss * batchPairs.length;
@@ -314,11 +361,18 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
       }
       await options.onEpoch?.(record, history);
     }
-    await saveCheckpoint(finalDir, { model, config: model.config, trainingState: { epoch: config.epochs, step, history, config } });
+    await saveCheckpoint(finalDir, {
+      model,
+      config: model.config,
+      trainingState: { epoch: config.epochs, step, history, config },
+    });
   } finally {
     featureTensor?.dispose();
     optimizer.dispose();
   }
-  const bestEpoch = history.reduce((best, r) => (metricValue(r, config.bestMetric) > metricValue(best, config.bestMetric) ? r : best), history[0]).epoch;
+  const bestEpoch = history.reduce(
+    (best, r) => (metricValue(r, config.bestMetric) > metricValue(best, config.bestMetric) ? r : best),
+    history[0],
+  ).epoch;
   return { history, bestEpoch, bestDir, finalDir, startEpoch };
 }
