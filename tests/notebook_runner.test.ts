@@ -1,7 +1,13 @@
 import { describe, it } from "node:test";
 import { expect } from "expect";
 import { join } from "node:path";
-import { executeNotebook, locateFailedCell, selectNotebooks } from "../lib/notebook/runner.ts";
+import {
+  DRAIN_LINE,
+  executeNotebook,
+  locateFailedCell,
+  prepareForBatch,
+  selectNotebooks,
+} from "../lib/notebook/runner.ts";
 import { notebookDocument, percentToCells } from "../scripts/notebook_from_percent.ts";
 import { ensureNotebookEnvironment } from "../scripts/setup.ts";
 
@@ -32,6 +38,21 @@ describe("notebook runner", () => {
     expect(() => selectNotebooks(suite, ["zzz"], "demo")).toThrow(/no notebook named "zzz".*known: a, b/);
   });
 
+  it("appends a drain pause only to cells whose last statement prints", () => {
+    const notebook = notebookDocument(percentToCells(
+      "// %% [markdown]\n// console.log('not code')\n// %%\nconst a = 1;\nconsole.log(a);\n// trailing comment\n// %%\nconst b = 2;\nb\n// %%\nawait show(1);\n",
+    )) as unknown as { cells: { cell_type: string; source: string[] }[] };
+    const { prepared, originals } = prepareForBatch(notebook);
+    const text = (
+      cell: { source: string | string[] },
+    ) => (Array.isArray(cell.source) ? cell.source.join("") : cell.source);
+    expect(text(prepared.cells[1]).endsWith(DRAIN_LINE)).toBe(true);
+    expect(text(prepared.cells[0])).not.toContain(DRAIN_LINE);
+    expect(text(prepared.cells[2])).not.toContain(DRAIN_LINE); // ends in an expression: its value is shown
+    expect(text(prepared.cells[3])).not.toContain(DRAIN_LINE);
+    expect(originals).toEqual(notebook.cells.map((c) => c.source));
+  });
+
   it("locates the failing cell from nbclient's error text", () => {
     const nb = JSON.stringify(
       notebookDocument(percentToCells("// %%\nconst a = 1;\n// %%\nthrow new Error('boom');\n")),
@@ -52,7 +73,8 @@ describe("notebook runner", () => {
     const result = await executeNotebook(path, { outDir: join(dir, "out"), env: { RUNNER_TEST_N: "7" } });
     expect(result.ok).toBe(true);
     const executed = JSON.parse(await Deno.readTextFile(result.executed!));
-    expect(JSON.stringify(executed.cells)).toContain("n squared is 49");
+    expect(JSON.stringify(executed.cells[0].outputs)).toContain("n squared is 49");
+    expect(JSON.stringify(executed.cells[0].source)).not.toContain("added by the runner");
     expect(await Deno.readTextFile(result.html!)).toContain("n squared is 49");
   });
 

@@ -63,6 +63,32 @@ export function locateFailedCell(notebookJson: string, stderr: string): { cell?:
   return { cell: index >= 0 ? index + 1 : undefined, error };
 }
 
+/** What the runner appends to a cell whose last statement prints (see `prepareForBatch`). */
+export const DRAIN_LINE = "\nawait new Promise((resolve) => setTimeout(resolve, 50)); // added by the runner";
+
+interface NotebookJson {
+  cells: { cell_type: string; source: string | string[] }[];
+}
+
+/**
+ * The Deno kernel queues stdout on a channel that another task drains, and can report a cell
+ * "idle" before that queue is empty: nbclient then drops the cell's last printed lines. For batch
+ * runs, a cell whose last statement is a console call gets a short pause appended; cells that end
+ * in an expression are left alone (their value is what the cell shows). Returns the prepared
+ * notebook and the original sources, to put back into the executed notebook.
+ */
+export function prepareForBatch(notebook: NotebookJson): { prepared: NotebookJson; originals: (string | string[])[] } {
+  const originals = notebook.cells.map((cell) => cell.source);
+  const prepared = structuredClone(notebook);
+  for (const cell of prepared.cells) {
+    if (cell.cell_type !== "code") continue;
+    const text = Array.isArray(cell.source) ? cell.source.join("") : cell.source;
+    const lines = text.split("\n").map((line) => line.trim()).filter((line) => line && !line.startsWith("//"));
+    if (/^console\.\w+\(/.test(lines.at(-1) ?? "")) cell.source = text + DRAIN_LINE;
+  }
+  return { prepared, originals };
+}
+
 /**
  * Executes one notebook; writes `<outDir>/<name>.ipynb` and `<outDir>/<name>.html` on success.
  * `env` is added to this process's environment for the kernel.
@@ -75,31 +101,44 @@ export async function executeNotebook(
   const name = basename(path, ".ipynb");
   await Deno.mkdir(options.outDir, { recursive: true });
   const executed = join(options.outDir, `${name}.ipynb`);
-  const nbconvert = await new Deno.Command("jupyter", {
-    args: [
-      "nbconvert",
-      "--to",
-      "notebook",
-      "--execute",
-      `--ExecutePreprocessor.kernel_name=${options.kernel ?? "deno"}`,
-      `--ExecutePreprocessor.timeout=${options.timeoutSeconds ?? 1800}`,
-      "--output-dir",
-      options.outDir,
-      "--output",
-      `${name}.ipynb`,
-      path,
-    ],
-    cwd: dirname(path),
-    env: { ...(options.env ?? {}), NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  // The prepared copy sits beside the original so that its relative imports resolve the same way.
+  const original = JSON.parse(await Deno.readTextFile(path)) as NotebookJson;
+  const { prepared, originals } = prepareForBatch(original);
+  const runCopy = join(dirname(path), `.${name}.run-${crypto.randomUUID().slice(0, 8)}.ipynb`);
+  await Deno.writeTextFile(runCopy, JSON.stringify(prepared));
+  let nbconvert: Deno.CommandOutput;
+  try {
+    nbconvert = await new Deno.Command("jupyter", {
+      args: [
+        "nbconvert",
+        "--to",
+        "notebook",
+        "--execute",
+        `--ExecutePreprocessor.kernel_name=${options.kernel ?? "deno"}`,
+        `--ExecutePreprocessor.timeout=${options.timeoutSeconds ?? 1800}`,
+        "--output-dir",
+        options.outDir,
+        "--output",
+        `${name}.ipynb`,
+        runCopy,
+      ],
+      cwd: dirname(path),
+      env: { ...(options.env ?? {}), NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  } finally {
+    await Deno.remove(runCopy).catch(() => {});
+  }
   const seconds = (performance.now() - started) / 1000;
   if (!nbconvert.success) {
     const stderr = new TextDecoder().decode(nbconvert.stderr);
-    const { cell, error } = locateFailedCell(await Deno.readTextFile(path), stderr);
+    const { cell, error } = locateFailedCell(JSON.stringify(prepared), stderr);
     return { notebook: path, ok: false, seconds, failedCell: cell, error };
   }
+  const executedJson = JSON.parse(await Deno.readTextFile(executed)) as NotebookJson;
+  executedJson.cells.forEach((cell, i) => cell.source = originals[i]);
+  await Deno.writeTextFile(executed, JSON.stringify(executedJson, null, 1));
   const html = await new Deno.Command("jupyter", {
     args: ["nbconvert", "--to", "html", "--output-dir", options.outDir, executed],
     stdout: "piped",
