@@ -48,6 +48,7 @@ export class Progress {
   private readonly mode: "jupyter" | "tty" | "log" | "silent";
   private shown = false;
   private finished = false;
+  private pending: Promise<void> = Promise.resolve();
 
   constructor(options: ProgressOptions) {
     if (!(options.total >= 0)) throw new Error(`Progress "${options.label}": total must be >= 0, got ${options.total}`);
@@ -101,7 +102,10 @@ export class Progress {
         const html =
           `<div style="font-family:monospace"><progress value="${fraction}" max="1" style="width:240px"></progress> ` +
           `${text.replace(/&/g, "&amp;").replace(/</g, "&lt;")}</div>`;
-        void displayBundle({ "text/plain": text, "text/html": html }, this.displayId, this.shown);
+        const shown = this.shown;
+        this.pending = this.pending.then(() =>
+          displayBundle({ "text/plain": text, "text/html": html }, this.displayId, shown)
+        );
         this.shown = true;
         break;
       }
@@ -114,12 +118,13 @@ export class Progress {
     }
   }
 
-  /** Marks the work finished and draws the final state. */
-  done(metrics?: Record<string, number | string>): void {
-    if (this.finished) return;
+  /** Marks the work finished and draws the final state; await it to be sure the notebook shows that state. */
+  done(metrics?: Record<string, number | string>): Promise<void> {
+    if (this.finished) return this.pending;
     this.finished = true;
     if (metrics) Object.assign(this.metrics, metrics);
     this.draw(performance.now());
     if (this.mode === "tty") Deno.stderr.writeSync(new TextEncoder().encode("\n"));
+    return this.pending;
   }
 }

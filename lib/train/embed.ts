@@ -3,7 +3,8 @@
  * its cache) and embeddings (the full model, or the head on cached features).
  */
 import { tf } from "../tf.ts";
-import type { SiameseRuCLIP } from "../model/siamese.ts";
+import type { ProductBatch, SiameseRuCLIP } from "../model/siamese.ts";
+import { maskedMeanPool } from "../model/bert.ts";
 import { Progress } from "../notebook/progress.ts";
 import { disposeProductBatch, type ProductInputs } from "./product_inputs.ts";
 
@@ -15,7 +16,7 @@ export interface EncodeOptions {
 async function encodeRows(
   rows: readonly number[],
   width: number,
-  encodeBatch: (batchRows: number[]) => tf.Tensor2D,
+  encodeBatch: (batchRows: number[]) => tf.Tensor2D | Promise<tf.Tensor2D>,
   options: EncodeOptions,
   label: string,
 ): Promise<Float32Array> {
@@ -29,7 +30,7 @@ async function encodeRows(
   });
   for (let start = 0; start < rows.length; start += batchSize) {
     const batchRows = rows.slice(start, start + batchSize) as number[];
-    const encoded = encodeBatch(batchRows);
+    const encoded = await encodeBatch(batchRows);
     out.set((await encoded.data()) as Float32Array, start * width);
     encoded.dispose();
     bar.tick(batchRows.length);
@@ -38,27 +39,98 @@ async function encodeRows(
   return out;
 }
 
+/** Where the image tower runs: tfjs (the model itself) or onnxruntime (a snapshot of its weights, CPU, faster). */
+export type ImageTowerRuntime = "tfjs" | "onnx";
+
+/** Options of `computeTowerFeatures`. */
+export interface TowerFeatureOptions extends EncodeOptions {
+  /**
+   * Runtime of the image tower (default: env IMAGE_TOWER_RUNTIME, else "tfjs"). "onnx" runs the
+   * ConvNeXt on onnxruntime-node (lib/model/onnx_convnext.ts) and the two text towers on tfjs.
+   */
+  imageRuntime?: ImageTowerRuntime;
+}
+
+/** The image runtime asked for by `options`, else env IMAGE_TOWER_RUNTIME, else "tfjs". */
+export function imageTowerRuntime(requested?: ImageTowerRuntime): ImageTowerRuntime {
+  let value: string | undefined = requested;
+  if (value === undefined) {
+    try {
+      value = Deno.env.get("IMAGE_TOWER_RUNTIME") || undefined;
+    } catch {
+      value = undefined; // no --allow-env: the default
+    }
+  }
+  if (value === undefined) return "tfjs";
+  if (value === "tfjs" || value === "onnx") return value;
+  throw new Error(`image tower runtime "${value}" (option imageRuntime or env IMAGE_TOWER_RUNTIME): use "tfjs" or "onnx"`);
+}
+
+/**
+ * Tower features [n, featureDim] of a batch whose image features [n, image features] (row-major) were
+ * computed elsewhere (onnxruntime); the name and description towers run on tfjs, inference mode.
+ * Same order as SiameseRuCLIP.towerFeatures: [image, name, description].
+ */
+export function towerFeaturesWithImage(model: SiameseRuCLIP, batch: ProductBatch, image: Float32Array): tf.Tensor2D {
+  const n = batch.nameIds.shape[0];
+  const imageDim = model.config.convnext.dims[model.config.convnext.dims.length - 1];
+  if (image.length !== n * imageDim) {
+    throw new Error(`towerFeaturesWithImage: ${image.length} image feature values, expected ${n} x ${imageDim}`);
+  }
+  return tf.tidy(() => {
+    const name = model.ruclip.encodeName(batch.nameIds, batch.nameMask, false);
+    const hidden = model.descriptionTransformer.apply(batch.descIds, batch.descMask, false);
+    const description = maskedMeanPool(hidden, batch.descMask);
+    return tf.concat([tf.tensor2d(image, [n, imageDim]), name, description], 1) as tf.Tensor2D;
+  });
+}
+
 /** Tower features [rows.length, featureDim] (row-major) of the given products, inference mode. */
-export function computeTowerFeatures(
+export async function computeTowerFeatures(
   model: SiameseRuCLIP,
   inputs: ProductInputs,
   rows: readonly number[] = [...Array(inputs.size).keys()],
-  options: EncodeOptions = {},
+  options: TowerFeatureOptions = {},
 ): Promise<Float32Array> {
-  return encodeRows(
-    rows,
-    model.featureDim,
-    (batchRows) => {
-      const batch = inputs.batch(batchRows);
-      try {
-        return model.towerFeatures(batch, false);
-      } finally {
-        disposeProductBatch(batch);
-      }
-    },
-    options,
-    "tower features",
-  );
+  if (imageTowerRuntime(options.imageRuntime) === "tfjs") {
+    return encodeRows(
+      rows,
+      model.featureDim,
+      (batchRows) => {
+        const batch = inputs.batch(batchRows);
+        try {
+          return model.towerFeatures(batch, false);
+        } finally {
+          disposeProductBatch(batch);
+        }
+      },
+      options,
+      "tower features",
+    );
+  }
+  // Loaded on demand: the onnxruntime addon is needed only by this path.
+  const { OnnxImageTower } = await import("../model/onnx_convnext.ts");
+  const tower = await OnnxImageTower.create(model);
+  try {
+    return await encodeRows(
+      rows,
+      model.featureDim,
+      async (batchRows) => {
+        const batch = inputs.batch(batchRows);
+        try {
+          const [n, size] = batch.images.shape;
+          const image = await tower.run((await batch.images.data()) as Float32Array, n, size);
+          return towerFeaturesWithImage(model, batch, image);
+        } finally {
+          disposeProductBatch(batch);
+        }
+      },
+      options,
+      "tower features (image tower on onnxruntime)",
+    );
+  } finally {
+    await tower.dispose();
+  }
 }
 
 /**

@@ -134,8 +134,18 @@ export interface ModelSetup {
  * else the preset's starting point (`demo`: text towers from the stand-in, the rest random; others random).
  */
 export async function setupModel(
-  options: { preset: SuiteModelPreset; weights?: string; tokenizer?: string; seed?: number },
+  options: {
+    preset: SuiteModelPreset;
+    weights?: string;
+    tokenizer?: string;
+    seed?: number;
+    /** An HF BertModel folder or file for the description tower (the reference starts it from rubert-tiny). */
+    descriptionWeights?: string;
+  },
 ): Promise<ModelSetup> {
+  if (!(options.preset in DEFAULT_TOKENIZERS)) {
+    throw new Error(`unknown model preset "${options.preset}"; use demo, real or tiny`);
+  }
   const tokenizer = await loadTokenizer(options.tokenizer || DEFAULT_TOKENIZERS[options.preset]);
   const config = await presetConfig(options.preset, tokenizer);
   const { model, report } = await loadSiameseRuCLIP({
@@ -144,22 +154,25 @@ export async function setupModel(
     seed: options.seed,
     strict: !!options.weights,
   });
-  if (options.weights) return { model, tokenizer, config: model.config, summary: report.summary };
-  if (options.preset !== "demo") return { model, tokenizer, config: model.config, summary: "random initialisation" };
-  for (const tower of ["name", "description"] as const) {
-    // The stand-in has no pooler, which the towers never use; anything else missing is an error.
-    const report = await loadTowerWeights(model, tower, DEMO_TEXT_TOWER, { strict: false });
-    const missing = report.missing.filter((name) => !name.includes(".pooler."));
-    if (missing.length || report.mismatched.length) {
-      throw new Error(`${DEMO_TEXT_TOWER} does not fit the ${tower} tower:\n${report.summary}`);
-    }
+  let summary = options.weights ? report.summary : "random initialisation";
+  if (!options.weights && options.preset === "demo") {
+    for (const tower of ["name", "description"] as const) await loadBertTower(model, tower, DEMO_TEXT_TOWER);
+    await loadTowerWeights(model, "image", join(DEMO_IMAGE_TOWER, "model.safetensors"), { strict: true });
+    summary = `image tower from ${DEMO_IMAGE_TOWER} (SimCLR on another marketplace), ` +
+      `text towers from ${DEMO_TEXT_TOWER} (untrained stand-in), head random`;
   }
-  await loadTowerWeights(model, "image", join(DEMO_IMAGE_TOWER, "model.safetensors"), { strict: true });
-  return {
-    model,
-    tokenizer,
-    config: model.config,
-    summary:
-      `image tower from ${DEMO_IMAGE_TOWER} (SimCLR on another marketplace), text towers from ${DEMO_TEXT_TOWER} (untrained stand-in), head random`,
-  };
+  if (options.descriptionWeights) {
+    await loadBertTower(model, "description", options.descriptionWeights);
+    summary += `; description tower from ${options.descriptionWeights}`;
+  }
+  return { model, tokenizer, config: model.config, summary };
+}
+
+/** Loads an HF BertModel into a text tower; only the (unused) pooler may be missing. */
+async function loadBertTower(model: SiameseRuCLIP, tower: "name" | "description", path: string): Promise<void> {
+  const report = await loadTowerWeights(model, tower, path, { strict: false });
+  const missing = report.missing.filter((name) => !name.includes(".pooler."));
+  if (missing.length || report.mismatched.length) {
+    throw new Error(`${path} does not fit the ${tower} tower:\n${report.summary}`);
+  }
 }
