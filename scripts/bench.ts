@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { type BackendName, parseBackendName, selectBackend } from "../lib/backend.ts";
 import { presetByName, type SiameseRuCLIPConfig } from "../lib/model/presets.ts";
 import { createSiameseRuCLIP } from "../lib/model/siamese.ts";
-import { benchEmbedding, benchTrainingStep } from "../lib/bench/model_bench.ts";
+import { benchEmbedding, benchEmbeddingOnnxImage, benchTrainingStep } from "../lib/bench/model_bench.ts";
 import { benchEvaluation } from "../lib/bench/eval_bench.ts";
 import { benchKernels } from "../lib/bench/kernels.ts";
 import { machineInfo, wasmFeatures } from "../lib/bench/machine.ts";
@@ -263,6 +263,45 @@ if (onnxPath) {
     details.onnxruntimeError = errorText(error);
   } finally {
     await Deno.remove(join(onnxPath, ".."), { recursive: true }).catch(() => {});
+  }
+}
+
+// ---------------------------------------------------------------- embedding: ConvNeXt on onnxruntime (our weights), BERTs on tfjs
+if (backends.includes("wasm")) {
+  const model = createSiameseRuCLIP(preset, { seed: 0 });
+  try {
+    await selectBackend("wasm", { quiet: true });
+    log(`onnxruntime image tower (our weights) + tfjs wasm text towers: embedding, batch ${sizes.batch} ...`);
+    const mixed = await benchEmbeddingOnnxImage(model, { batchSize: sizes.batch, threads: cores });
+    details.embedOnnxImage = mixed;
+    const torchImagesPerSecond = torchMain ? torchMain.batchSize / torchMain.embedSplit.imageTowerSeconds : null;
+    rows.push(
+      {
+        section: "image tower",
+        item: `ConvNeXt ${preset.imageSize}px, batch ${mixed.batchSize}, our weights as ONNX`,
+        backend: `onnxruntime ${mixed.threads} thread${mixed.threads > 1 ? "s" : ""}`,
+        value: mixed.batchSize / mixed.imageTowerSeconds,
+        unit: "images/s",
+        direction: "higher",
+        torchValue: torchMain?.batchSize === mixed.batchSize ? torchImagesPerSecond : null,
+        note: `graph + session built in ${mixed.buildSeconds.toFixed(1)} s`,
+      },
+      {
+        section: "embedding",
+        item: `${preset.name} preset, batch ${mixed.batchSize}, ConvNeXt on onnxruntime + BERT towers on tfjs`,
+        backend: `onnxruntime + wasm`,
+        value: mixed.productsPerSecond,
+        unit: "products/s",
+        direction: "higher",
+        torchValue: torchMain?.batchSize === mixed.batchSize ? torchMain.embed.productsPerSecond : null,
+        note: `image tower ${(100 * mixed.imageTowerSeconds / mixed.secondsPerBatch).toFixed(0)}% of the time`,
+      },
+    );
+  } catch (error) {
+    log(`onnxruntime image tower row failed (${errorText(error)})`);
+    details.embedOnnxImageError = errorText(error);
+  } finally {
+    model.dispose();
   }
 }
 

@@ -32,6 +32,8 @@ describe("model set-up for the notebooks", () => {
   });
 
   it("names the valid presets when given an unknown one", async () => {
-    await expect(setupModel({ preset: "huge" as never })).rejects.toThrow(/unknown model preset "huge"; use demo, real or tiny/);
+    await expect(setupModel({ preset: "huge" as never })).rejects.toThrow(
+      /unknown model preset "huge"; use demo, real or tiny/,
+    );
   });
 });

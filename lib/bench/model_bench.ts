@@ -193,7 +193,7 @@ export interface OnnxEmbeddingThroughput extends EmbeddingThroughput {
 
 /**
  * Times `batches` embeddings of one synthetic batch of `batchSize` products, after a warm-up on a
- * smaller batch: images through OnnxImageTower, names and descriptions through the tfjs towers (the
+ * batch of `warmupSize` (default: the same size): images through OnnxImageTower, names and descriptions through the tfjs towers (the
  * current tfjs backend), then the head. `imageTowerSeconds` is the onnxruntime part of the timed calls.
  */
 export async function benchEmbeddingOnnxImage(
@@ -207,7 +207,8 @@ export async function benchEmbeddingOnnxImage(
   const buildStart = performance.now();
   const tower = await OnnxImageTower.create(model, { threads });
   const buildSeconds = (performance.now() - buildStart) / 1000;
-  const warm = syntheticBatch(model.config, Math.min(options.warmupSize ?? 2, options.batchSize), 11);
+  // Warm-up at full size by default: onnxruntime grows its memory arena on the first run of a larger batch.
+  const warm = syntheticBatch(model.config, Math.min(options.warmupSize ?? options.batchSize, options.batchSize), 11);
   const batch = syntheticBatch(model.config, options.batchSize);
   let imageTowerSeconds = 0;
   try {

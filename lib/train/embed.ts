@@ -63,7 +63,9 @@ export function imageTowerRuntime(requested?: ImageTowerRuntime): ImageTowerRunt
   }
   if (value === undefined) return "tfjs";
   if (value === "tfjs" || value === "onnx") return value;
-  throw new Error(`image tower runtime "${value}" (option imageRuntime or env IMAGE_TOWER_RUNTIME): use "tfjs" or "onnx"`);
+  throw new Error(
+    `image tower runtime "${value}" (option imageRuntime or env IMAGE_TOWER_RUNTIME): use "tfjs" or "onnx"`,
+  );
 }
 
 /**
