@@ -13,7 +13,7 @@ import type { StateDict } from "../lib/model/state_dict.ts";
 import { loadTokenizer } from "../lib/text/tokenizer.ts";
 import { shippedDir } from "../lib/paths.ts";
 import { ProductInputs } from "../lib/train/product_inputs.ts";
-import { computeTowerFeatures, imageTowerRuntime } from "../lib/train/embed.ts";
+import { computeEmbeddings, computeTowerFeatures, imageTowerRuntime } from "../lib/train/embed.ts";
 
 await selectBackend("cpu", { quiet: true });
 
@@ -191,6 +191,12 @@ describe("computeTowerFeatures with the image tower on onnxruntime", () => {
         expect(maxRelativeError(viaOnnx, viaTfjs)).toBeLessThan(1e-4);
         // The image part differs between products (the tower saw the pictures).
         expect(Math.abs(viaOnnx[tinyModel.featureDim] - viaOnnx[2 * tinyModel.featureDim])).toBeGreaterThan(1e-3);
+        // Embeddings (towers + head) agree too, as the embeddings notebook computes them.
+        const embedTfjs = await computeEmbeddings(tinyModel, inputs, rows, { imageRuntime: "tfjs", progress: false });
+        const embedOnnx = await computeEmbeddings(tinyModel, inputs, rows, { imageRuntime: "onnx", progress: false });
+        expect(embedOnnx.length).toBe(rows.length * tinyModel.embeddingDim);
+        expect(maxRelativeError(embedOnnx, embedTfjs)).toBeLessThan(1e-4);
+        expect(tf.memory().numTensors).toBe(before);
       } finally {
         tinyModel.dispose();
       }

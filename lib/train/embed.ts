@@ -139,12 +139,29 @@ export async function computeTowerFeatures(
  * Embeddings [rows.length, embeddingDim] of the given products, inference mode. With `features`
  * (all products' cached tower features, row-major), only the head runs.
  */
-export function computeEmbeddings(
+export async function computeEmbeddings(
   model: SiameseRuCLIP,
   inputs: ProductInputs,
   rows: readonly number[] = [...Array(inputs.size).keys()],
-  options: EncodeOptions & { features?: Float32Array } = {},
+  options: TowerFeatureOptions & { features?: Float32Array } = {},
 ): Promise<Float32Array> {
+  if (!options.features && imageTowerRuntime(options.imageRuntime) === "onnx") {
+    // Towers (ConvNeXt on onnxruntime, text on tfjs) for these rows, then the head on them.
+    const towerFeatures = await computeTowerFeatures(model, inputs, rows, options);
+    const F = model.featureDim;
+    const positions = [...rows.keys()];
+    return encodeRows(
+      positions,
+      model.embeddingDim,
+      (batchPositions) => {
+        const slab = new Float32Array(batchPositions.length * F);
+        batchPositions.forEach((p, i) => slab.set(towerFeatures.subarray(p * F, (p + 1) * F), i * F));
+        return tf.tidy(() => model.head(tf.tensor2d(slab, [batchPositions.length, F]), false));
+      },
+      { ...options, progress: false },
+      "embeddings",
+    );
+  }
   const features = options.features;
   if (features && features.length !== inputs.size * model.featureDim) {
     throw new Error(
