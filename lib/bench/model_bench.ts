@@ -70,6 +70,23 @@ export interface EmbeddingThroughput {
   otherSeconds: number;
 }
 
+/** Throughput numbers of an embedding run: products/s, and time split between the image tower and the rest. */
+function embeddingThroughput(
+  batchSize: number,
+  batches: number,
+  secondsPerBatch: number,
+  imageTowerSeconds: number,
+): EmbeddingThroughput {
+  return {
+    productsPerSecond: batchSize / secondsPerBatch,
+    secondsPerBatch,
+    batchSize,
+    batches,
+    imageTowerSeconds,
+    otherSeconds: Math.max(0, secondsPerBatch - imageTowerSeconds),
+  };
+}
+
 /**
  * Times `batches` calls of `model.embed` on one synthetic batch of `batchSize` products, after a
  * warm-up call on a batch of `warmupSize` products (weights packed, buffers allocated).
@@ -96,14 +113,7 @@ export async function benchEmbedding(
     await image.data();
     image.dispose();
     const imageTowerSeconds = (performance.now() - imageStart) / 1000;
-    return {
-      productsPerSecond: options.batchSize / secondsPerBatch,
-      secondsPerBatch,
-      batchSize: options.batchSize,
-      batches,
-      imageTowerSeconds,
-      otherSeconds: Math.max(0, secondsPerBatch - imageTowerSeconds),
-    };
+    return embeddingThroughput(options.batchSize, batches, secondsPerBatch, imageTowerSeconds);
   } finally {
     disposeBatch(warm);
     disposeBatch(batch);
@@ -228,12 +238,7 @@ export async function benchEmbeddingOnnxImage(
     const secondsPerBatch = (performance.now() - start) / 1000 / batches;
     imageTowerSeconds /= batches;
     return {
-      productsPerSecond: options.batchSize / secondsPerBatch,
-      secondsPerBatch,
-      batchSize: options.batchSize,
-      batches,
-      imageTowerSeconds,
-      otherSeconds: Math.max(0, secondsPerBatch - imageTowerSeconds),
+      ...embeddingThroughput(options.batchSize, batches, secondsPerBatch, imageTowerSeconds),
       threads,
       buildSeconds,
     };
