@@ -16,10 +16,15 @@ interface JupyterApi {
 
 /** The Jupyter API when running inside the Deno kernel, else undefined. */
 export function jupyter(): JupyterApi | undefined {
-  // deno-lint-ignore no-explicit-any
-  const api = (Deno as any).jupyter as JupyterApi | undefined;
-  // The kernel evaluates cells as the module `$deno$jupyter_repl.mts`.
-  return api && Deno.mainModule.includes("$deno$jupyter") ? api : undefined;
+  // The kernel evaluates cells as the module `$deno$jupyter_repl.mts`. Outside the kernel,
+  // `deno run` throws on the mere read of `Deno.jupyter`, so the module is checked first.
+  if (!Deno.mainModule.includes("$deno$jupyter")) return undefined;
+  try {
+    // deno-lint-ignore no-explicit-any
+    return (Deno as any).jupyter as JupyterApi | undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Milliseconds to wait after sending an output (see displayBundle). */
