@@ -75,6 +75,30 @@ describe("product inputs", () => {
     Object.values(batch).forEach((t) => t.dispose());
     expect(() => inputs.indexOf("nope")).toThrow(/product nope is not among the 9 prepared products/);
   });
+
+  it("trims a batch's tokens to its longest text, and the text towers give what they give at full length", async () => {
+    const m = model();
+    const rows = [0, 3, inputs.indexOf("no-image")];
+    const trimmed = inputs.textBatch(rows);
+    const T = trimmed.nameIds.shape[1];
+    expect(T).toBeLessThan(16);
+    // The longest name of the batch fills the trimmed width; no row loses a token.
+    const masks = (await trimmed.nameMask.array()) as number[][];
+    expect(masks.some((row) => row[T - 1] === 1)).toBe(true);
+    const pad = (t: tf.Tensor2D) => tf.pad(t, [[0, 0], [0, 16 - t.shape[1]]]) as tf.Tensor2D;
+    const full = {
+      nameIds: pad(trimmed.nameIds),
+      nameMask: pad(trimmed.nameMask),
+      descIds: pad(trimmed.descIds),
+      descMask: pad(trimmed.descMask),
+    };
+    const a = m.textFeatures(trimmed, false);
+    const b = m.textFeatures(full, false);
+    const diff = tf.max(tf.abs(tf.sub(a, b)));
+    expect((await diff.data())[0]).toBeLessThan(1e-5);
+    [a, b, diff, ...Object.values(full), ...Object.values(trimmed)].forEach((t) => t.dispose());
+    m.dispose();
+  });
 });
 
 describe("trainer, full mode", () => {
@@ -200,5 +224,40 @@ describe("trainer, head mode", () => {
     expect((await cachedTowerFeatures(other, inputs, { cacheDir, progress: false })).reused).toBe(false);
     other.dispose();
     m.dispose();
+  });
+});
+
+describe("trainer, text mode", () => {
+  it("trains the text towers and the head on cached image features, as running the frozen image tower would", async () => {
+    const runs = [];
+    for (const cached of [false, true]) {
+      const m = model();
+      const features = cached
+        ? (await cachedTowerFeatures(m, inputs, { cacheDir: join(dir, "cache-text"), progress: false })).features
+        : undefined;
+      const imageBefore = m.stateDict().get("ruclip.visual.stem.0.weight")!.data.slice();
+      const nameBefore = m.stateDict().get("ruclip.final_ln.weight")!.data.slice();
+      const tensorsBefore = tf.memory().numTensors;
+      const result = await trainSiamese({
+        model: m,
+        inputs,
+        train,
+        validation,
+        config: { ...config, mode: "text", epochs: 2 },
+        runDir: join(dir, "results", `text-${cached}`),
+        features,
+        progress: false,
+      });
+      expect(tf.memory().numTensors).toBe(tensorsBefore);
+      expect(m.stateDict().get("ruclip.visual.stem.0.weight")!.data).toEqual(imageBefore);
+      expect(m.stateDict().get("ruclip.final_ln.weight")!.data).not.toEqual(nameBefore);
+      runs.push(result.history);
+      m.dispose();
+    }
+    // Same seed, same pairs: the cached image features change nothing but the speed.
+    for (const [i, record] of runs[0].entries()) {
+      expect(runs[1][i].trainLoss).toBeCloseTo(record.trainLoss, 4);
+      expect(runs[1][i].auc).toBeCloseTo(record.auc, 4);
+    }
   });
 });

@@ -89,8 +89,21 @@ export function gelu(x: tf.Tensor): tf.Tensor {
   return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)));
 }
 
+/** Seed of the next dropout mask, or null for unseeded masks (see seedDropout). */
+let nextDropoutSeed: number | null = null;
+
+/**
+ * Makes the following dropout masks reproducible: the n-th dropout call after `seedDropout(s)` draws
+ * its mask with seed s + n. The trainer seeds each step from the run's seed and the step number, so a
+ * run (and a resumed run) repeats exactly. `null` goes back to unseeded masks.
+ */
+export function seedDropout(seed: number | null): void {
+  nextDropoutSeed = seed;
+}
+
 /** Inverted dropout (scales kept values by 1/(1-rate)) when training; identity otherwise. */
 export function dropout(x: tf.Tensor, rate: number, training: boolean): tf.Tensor {
   if (!training || rate <= 0) return x;
-  return tf.dropout(x, rate);
+  if (nextDropoutSeed === null) return tf.dropout(x, rate);
+  return tf.dropout(x, rate, undefined, nextDropoutSeed++);
 }

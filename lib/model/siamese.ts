@@ -19,10 +19,8 @@ import { headDims, type SiameseRuCLIPConfig } from "./presets.ts";
 import { RuCLIPTiny } from "./ruclip.ts";
 import type { LoadReport, StateDict } from "./state_dict.ts";
 
-/** A batch of products as model inputs. */
-export interface ProductBatch {
-  /** [n, H, W, 3] NHWC float32, already normalised (ImageNet mean/std); zeros for a missing image. */
-  images: tf.Tensor4D;
+/** The text part of a product batch (the inputs of the name and description towers). */
+export interface TextBatch {
   /** [n, T] int32 name token ids. */
   nameIds: tf.Tensor2D;
   /** [n, T] int32, 1 for tokens, 0 for padding. */
@@ -31,6 +29,12 @@ export interface ProductBatch {
   descIds: tf.Tensor2D;
   /** [n, T] int32 description attention mask. */
   descMask: tf.Tensor2D;
+}
+
+/** A batch of products as model inputs. */
+export interface ProductBatch extends TextBatch {
+  /** [n, H, W, 3] NHWC float32, already normalised (ImageNet mean/std); zeros for a missing image. */
+  images: tf.Tensor4D;
 }
 
 /** Which weights `trainableVariables` returns. */
@@ -54,6 +58,8 @@ export class SiameseRuCLIP {
   readonly featureDim: number;
   /** Size of the embedding (462 for the real preset). */
   readonly embeddingDim: number;
+  /** Size of the image tower's features, the first columns of the tower features (768 for the real preset). */
+  readonly imageDim: number;
 
   constructor(readonly config: SiameseRuCLIPConfig, private readonly store: ParameterStore) {
     this.ruclip = new RuCLIPTiny(store, "ruclip", config);
@@ -61,6 +67,7 @@ export class SiameseRuCLIP {
     const dims = headDims(config);
     this.featureDim = dims.input;
     this.embeddingDim = dims.output;
+    this.imageDim = config.convnext.dims[config.convnext.dims.length - 1];
     this.head0 = new Linear(store, "head.0", dims.input, dims.hidden);
     this.headOut = new Linear(store, config.headDropout === null ? "head.2" : "head.3", dims.hidden, dims.output);
   }
@@ -68,12 +75,19 @@ export class SiameseRuCLIP {
   /** Concatenated [image, name, description] features of each product: [n, featureDim]. */
   towerFeatures(batch: ProductBatch, training: boolean): tf.Tensor2D {
     checkBatch(batch);
+    return tf.tidy(() => tf.concat([this.ruclip.encodeImage(batch.images), this.textFeatures(batch, training)], 1));
+  }
+
+  /**
+   * Concatenated [name, description] features [n, featureDim - imageDim]: the towers after the
+   * image tower, for callers that have the image features already (a frozen image tower).
+   */
+  textFeatures(batch: TextBatch, training: boolean): tf.Tensor2D {
     return tf.tidy(() => {
-      const image = this.ruclip.encodeImage(batch.images);
       const name = this.ruclip.encodeName(batch.nameIds, batch.nameMask, training);
       const hidden = this.descriptionTransformer.apply(batch.descIds, batch.descMask, training);
       const description = maskedMeanPool(hidden, batch.descMask);
-      return tf.concat([image, name, description], 1);
+      return tf.concat([name, description], 1);
     });
   }
 

@@ -3,8 +3,7 @@
  * its cache) and embeddings (the full model, or the head on cached features).
  */
 import { tf } from "../tf.ts";
-import type { ProductBatch, SiameseRuCLIP } from "../model/siamese.ts";
-import { maskedMeanPool } from "../model/bert.ts";
+import type { SiameseRuCLIP, TextBatch } from "../model/siamese.ts";
 import { Progress } from "../notebook/progress.ts";
 import { disposeProductBatch, type ProductInputs } from "./product_inputs.ts";
 
@@ -73,18 +72,13 @@ export function imageTowerRuntime(requested?: ImageTowerRuntime): ImageTowerRunt
  * computed elsewhere (onnxruntime); the name and description towers run on tfjs, inference mode.
  * Same order as SiameseRuCLIP.towerFeatures: [image, name, description].
  */
-export function towerFeaturesWithImage(model: SiameseRuCLIP, batch: ProductBatch, image: Float32Array): tf.Tensor2D {
+export function towerFeaturesWithImage(model: SiameseRuCLIP, batch: TextBatch, image: Float32Array): tf.Tensor2D {
   const n = batch.nameIds.shape[0];
-  const imageDim = model.config.convnext.dims[model.config.convnext.dims.length - 1];
+  const imageDim = model.imageDim;
   if (image.length !== n * imageDim) {
     throw new Error(`towerFeaturesWithImage: ${image.length} image feature values, expected ${n} x ${imageDim}`);
   }
-  return tf.tidy(() => {
-    const name = model.ruclip.encodeName(batch.nameIds, batch.nameMask, false);
-    const hidden = model.descriptionTransformer.apply(batch.descIds, batch.descMask, false);
-    const description = maskedMeanPool(hidden, batch.descMask);
-    return tf.concat([tf.tensor2d(image, [n, imageDim]), name, description], 1) as tf.Tensor2D;
-  });
+  return tf.tidy(() => tf.concat([tf.tensor2d(image, [n, imageDim]), model.textFeatures(batch, false)], 1));
 }
 
 /** Tower features [rows.length, featureDim] (row-major) of the given products, inference mode. */
@@ -143,7 +137,11 @@ export async function computeEmbeddings(
   model: SiameseRuCLIP,
   inputs: ProductInputs,
   rows: readonly number[] = [...Array(inputs.size).keys()],
-  options: TowerFeatureOptions & { features?: Float32Array } = {},
+  options: TowerFeatureOptions & {
+    features?: Float32Array;
+    /** All products' image-tower features [inputs.size, imageDim]: the image tower is not run (text mode). */
+    imageFeatures?: Float32Array;
+  } = {},
 ): Promise<Float32Array> {
   if (!options.features && imageTowerRuntime(options.imageRuntime) === "onnx") {
     // Towers (ConvNeXt on onnxruntime, text on tfjs) for these rows, then the head on them.
@@ -159,6 +157,29 @@ export async function computeEmbeddings(
         return tf.tidy(() => model.head(tf.tensor2d(slab, [batchPositions.length, F]), false));
       },
       { ...options, progress: false },
+      "embeddings",
+    );
+  }
+  if (options.imageFeatures) {
+    const imageFeatures = options.imageFeatures;
+    const D = model.imageDim;
+    if (imageFeatures.length !== inputs.size * D) {
+      throw new Error(`image features hold ${imageFeatures.length} values, expected ${inputs.size} products x ${D}`);
+    }
+    return encodeRows(
+      rows,
+      model.embeddingDim,
+      (batchRows) => {
+        const batch = inputs.textBatch(batchRows);
+        try {
+          return tf.tidy(() =>
+            model.head(tf.concat([gatherRows(imageFeatures, D, batchRows), model.textFeatures(batch, false)], 1), false)
+          );
+        } finally {
+          disposeProductBatch(batch);
+        }
+      },
+      options,
       "embeddings",
     );
   }
@@ -188,6 +209,24 @@ export async function computeEmbeddings(
     options,
     "embeddings",
   );
+}
+
+/** Rows of a row-major [*, dim] matrix as a tensor [rows.length, dim]. */
+export function gatherRows(matrix: Float32Array, dim: number, rows: readonly number[]): tf.Tensor2D {
+  const slab = new Float32Array(rows.length * dim);
+  rows.forEach((row, i) => slab.set(matrix.subarray(row * dim, (row + 1) * dim), i * dim));
+  return tf.tensor2d(slab, [rows.length, dim]);
+}
+
+/** The image-tower columns [n, imageDim] of tower features [n, featureDim] (both row-major). */
+export function imageColumns(features: Float32Array, featureDim: number, imageDim: number): Float32Array {
+  if (features.length % featureDim !== 0) {
+    throw new Error(`imageColumns: ${features.length} values are not rows of ${featureDim} features`);
+  }
+  const n = features.length / featureDim;
+  const out = new Float32Array(n * imageDim);
+  for (let i = 0; i < n; i++) out.set(features.subarray(i * featureDim, i * featureDim + imageDim), i * imageDim);
+  return out;
 }
 
 /** Euclidean distances ||a - b + eps|| between rows of two embedding matrices (as F.pairwise_distance). */

@@ -12,16 +12,20 @@ export interface ScoredPairs {
   scores: Float64Array;
 }
 
-/** Embeds each product of the pairs once (head only when `features` are given) and scores the pairs. */
+/**
+ * Embeds each product of the pairs once and scores the pairs: only the head runs when `features`
+ * (all tower features) are given, the text towers and the head when `imageFeatures` are.
+ */
 export async function scorePairs(
   model: SiameseRuCLIP,
   inputs: ProductInputs,
   pairs: PairIndexSet,
-  options: { features?: Float32Array; batchSize?: number } = {},
+  options: { features?: Float32Array; imageFeatures?: Float32Array; batchSize?: number } = {},
 ): Promise<ScoredPairs> {
   const rows = [...new Set([...pairs.left, ...pairs.right])].sort((a, b) => a - b);
   const embeddings = await computeEmbeddings(model, inputs, rows, {
     features: options.features,
+    imageFeatures: options.imageFeatures,
     batchSize: options.batchSize ?? 64,
     progress: false,
   });

@@ -7,9 +7,9 @@
 import { tf } from "../tf.ts";
 import { IMAGENET_MEAN, IMAGENET_STD, resizeAndCrop } from "../model/preprocess.ts";
 import type { ProductTokenizer } from "../text/tokenizer.ts";
-import type { ProductBatch } from "../model/siamese.ts";
+import type { ProductBatch, TextBatch } from "../model/siamese.ts";
 
-export type { ProductBatch };
+export type { ProductBatch, TextBatch };
 import { Progress } from "../notebook/progress.ts";
 import pLimit from "p-limit";
 import { sha256Hex } from "../fs.ts";
@@ -41,7 +41,7 @@ export interface ImageIssue {
 }
 
 /** Disposes every tensor of a product batch. */
-export function disposeProductBatch(batch: ProductBatch): void {
+export function disposeProductBatch(batch: ProductBatch | TextBatch): void {
   for (const tensor of Object.values(batch)) (tensor as tf.Tensor).dispose();
 }
 
@@ -162,17 +162,44 @@ export class ProductInputs {
     return this.index.has(String(sku));
   }
 
-  /** Model input tensors for the given product rows; the caller disposes them. */
+  /**
+   * Token tensors of the given product rows, trimmed to the longest text of the batch: trailing
+   * padding is masked out, so the towers' outputs are the same as at `maxTokens`, and a batch of short
+   * names costs what its tokens cost. The caller disposes them.
+   */
+  textBatch(rows: readonly number[]): TextBatch {
+    const T = this.maxTokens;
+    const tokens = (ids: Int32Array, mask: Int32Array): [tf.Tensor2D, tf.Tensor2D] => {
+      let length = 1;
+      for (const row of rows) {
+        for (let t = T - 1; t >= length; t--) {
+          if (mask[row * T + t]) {
+            length = t + 1;
+            break;
+          }
+        }
+      }
+      const outIds = new Int32Array(rows.length * length);
+      const outMask = new Int32Array(rows.length * length);
+      rows.forEach((row, i) => {
+        outIds.set(ids.subarray(row * T, row * T + length), i * length);
+        outMask.set(mask.subarray(row * T, row * T + length), i * length);
+      });
+      return [
+        tf.tensor2d(outIds, [rows.length, length], "int32"),
+        tf.tensor2d(outMask, [rows.length, length], "int32"),
+      ];
+    };
+    const [nameIds, nameMask] = tokens(this.nameIds, this.nameMask);
+    const [descIds, descMask] = tokens(this.descIds, this.descMask);
+    return { nameIds, nameMask, descIds, descMask };
+  }
+
+  /** Model input tensors for the given product rows (tokens as `textBatch`); the caller disposes them. */
   batch(rows: readonly number[]): ProductBatch {
     const size = this.imageSize;
     const pixelCount = size * size;
     const images = new Float32Array(rows.length * pixelCount * 3);
-    const T = this.maxTokens;
-    const gather = (source: Int32Array) => {
-      const out = new Int32Array(rows.length * T);
-      rows.forEach((row, i) => out.set(source.subarray(row * T, (row + 1) * T), i * T));
-      return out;
-    };
     rows.forEach((row, i) => {
       const src = row * pixelCount * 3;
       const dst = i * pixelCount * 3;
@@ -183,13 +210,7 @@ export class ProductInputs {
         }
       }
     });
-    return {
-      images: tf.tensor4d(images, [rows.length, size, size, 3]),
-      nameIds: tf.tensor2d(gather(this.nameIds), [rows.length, T], "int32"),
-      nameMask: tf.tensor2d(gather(this.nameMask), [rows.length, T], "int32"),
-      descIds: tf.tensor2d(gather(this.descIds), [rows.length, T], "int32"),
-      descMask: tf.tensor2d(gather(this.descMask), [rows.length, T], "int32"),
-    };
+    return { images: tf.tensor4d(images, [rows.length, size, size, 3]), ...this.textBatch(rows) };
   }
 
   /** A fingerprint of the preprocessed inputs (for feature-cache keys). */

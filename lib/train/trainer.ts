@@ -15,7 +15,8 @@
  */
 import { join } from "node:path";
 import { tf } from "../tf.ts";
-import type { SiameseRuCLIP, TrainablePart } from "../model/siamese.ts";
+import type { ProductBatch, SiameseRuCLIP, TrainablePart } from "../model/siamese.ts";
+import { seedDropout } from "../model/layers.ts";
 import { contrastiveLoss, onlineContrastiveLoss, pairwiseDistance } from "../model/losses.ts";
 import { loadCheckpoint, saveCheckpoint } from "../model/checkpoint.ts";
 import type { StateDict } from "../model/state_dict.ts";
@@ -31,7 +32,7 @@ import { SeededRandom } from "../data/random.ts";
 import { AdamW, clipGradientsByGlobalNorm } from "./adamw.ts";
 import { type PlateauState, ReduceLROnPlateau } from "./plateau.ts";
 import { disposeProductBatch, type ProductInputs } from "./product_inputs.ts";
-import { computeEmbeddings, pairDistances } from "./embed.ts";
+import { computeEmbeddings, imageColumns, pairDistances } from "./embed.ts";
 
 export type TrainingMode = "full" | "text" | "head";
 
@@ -141,7 +142,10 @@ export interface TrainOptions {
   runDir: string;
   /** Per-epoch checkpoints: `<tmpDir>/epoch-NNN`. Default: `<runDir>/../tmp/<run name>`. */
   tmpDir?: string;
-  /** Head mode: all products' tower features, row-major [inputs.size, featureDim]. */
+  /**
+   * All products' tower features, row-major [inputs.size, featureDim] (see feature_cache.ts). Head mode
+   * needs them; text mode uses their image columns, so the frozen image tower is never run.
+   */
   features?: Float32Array;
   /** Resume from this checkpoint folder (an epoch or best checkpoint of an earlier run). */
   resumeFrom?: string;
@@ -200,9 +204,13 @@ function distinctRows(set: PairIndexSet): number[] {
 async function validate(options: TrainOptions): Promise<ReturnType<typeof validationMetrics>> {
   const { model, inputs, validation, config } = options;
   const rows = distinctRows(validation);
+  const mode = config.mode;
   const embeddings = await computeEmbeddings(model, inputs, rows, {
     batchSize: 64,
-    features: options.features,
+    features: mode === "head" ? options.features : undefined,
+    imageFeatures: mode === "text" && options.features
+      ? imageColumns(options.features, model.featureDim, model.imageDim)
+      : undefined,
     progress: false,
   });
   const position = new Map(rows.map((row, i) => [row, i]));
@@ -274,6 +282,8 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
 
   const featureTensor = config.mode === "head"
     ? tf.tensor2d(options.features!, [inputs.size, model.featureDim])
+    : config.mode === "text" && options.features
+    ? tf.tensor2d(imageColumns(options.features, model.featureDim, model.imageDim), [inputs.size, model.imageDim])
     : undefined;
   const lossFunction = config.loss === "online-contrastive" ? onlineContrastiveLoss : contrastiveLoss;
   try {
@@ -297,18 +307,29 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
         const leftLocal = batchPairs.map((p) => local.get(train.left[p])!);
         const rightLocal = batchPairs.map((p) => local.get(train.right[p])!);
         const labels = batchPairs.map((p) => train.labels[p]);
-        const batch = config.mode !== "head" ? inputs.batch(rows) : undefined;
-        const { value, grads } = tf.variableGrads(() => {
-          const embeddings = batch
-            ? model.embed(batch, true)
-            : model.head(tf.gather(featureTensor!, tf.tensor1d(rows, "int32")) as tf.Tensor2D, true);
-          const distances = pairwiseDistance(
-            tf.gather(embeddings, tf.tensor1d(leftLocal, "int32")) as tf.Tensor2D,
-            tf.gather(embeddings, tf.tensor1d(rightLocal, "int32")) as tf.Tensor2D,
-          );
-          return lossFunction(distances, tf.tensor1d(labels), config.margin);
-        }, variables);
-        if (batch) disposeProductBatch(batch);
+        const batch = config.mode === "head" ? undefined : featureTensor ? inputs.textBatch(rows) : inputs.batch(rows);
+        // Dropout masks depend only on the run's seed and the step: runs repeat, resumed ones too.
+        seedDropout(config.seed * 1_000_003 + (step + 1) * 1_009);
+        let value: tf.Scalar;
+        let grads: tf.NamedTensorMap;
+        try {
+          ({ value, grads } = tf.variableGrads(() => {
+            const cached = featureTensor ? tf.gather(featureTensor, tf.tensor1d(rows, "int32")) as tf.Tensor2D : null;
+            const embeddings = !batch
+              ? model.head(cached!, true)
+              : cached
+              ? model.head(tf.concat([cached, model.textFeatures(batch, true)], 1), true)
+              : model.embed(batch as ProductBatch, true);
+            const distances = pairwiseDistance(
+              tf.gather(embeddings, tf.tensor1d(leftLocal, "int32")) as tf.Tensor2D,
+              tf.gather(embeddings, tf.tensor1d(rightLocal, "int32")) as tf.Tensor2D,
+            );
+            return lossFunction(distances, tf.tensor1d(labels), config.margin);
+          }, variables));
+        } finally {
+          seedDropout(null);
+          if (batch) disposeProductBatch(batch);
+        }
         let loss = (await value.data())[0];
         value.dispose();
         step += 1;
