@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { dataDir } from "./paths.ts";
 import { exists } from "./fs.ts";
 import { generateDemoMarketplace } from "./data/demo_marketplace.ts";
+import { DEMO_LISTINGS, DEMO_QUERIES } from "./data/demo_catalog.ts";
 import { DEMO_DATASET } from "./data/layout.ts";
 import { startLocalHub } from "./hub/local_hub.ts";
 import { seedLocalHubFromData } from "./hub/seed.ts";
@@ -28,7 +29,7 @@ export interface DemoEnvironment {
 export interface DemoOptions {
   preset: string;
   root?: string;
-  /** Listings in the generated marketplace (default 1500; the test preset uses fewer). */
+  /** Listings in the generated marketplace (default DEMO_LISTINGS). */
   products?: number;
   queries?: number;
   seed?: number;
@@ -42,6 +43,26 @@ export async function prepareDemo(options: DemoOptions): Promise<DemoEnvironment
   const marketplace = join(root, "demo_marketplace");
   const hubRoot = join(root, "demo_hub");
   const marker = join(marketplace, `tables_${DEMO_DATASET}`, "source", "analytics_export.xlsx");
+  const manifestPath = join(marketplace, "demo_manifest.json");
+  const manifest = {
+    seed: options.seed ?? 42,
+    listings: options.products ?? DEMO_LISTINGS,
+    queries: options.queries ?? DEMO_QUERIES,
+  };
+  const previous = await Deno.readTextFile(manifestPath).then(JSON.parse).catch(() => null);
+  if ((await exists(marker)) && JSON.stringify(previous) !== JSON.stringify(manifest)) {
+    // An older demo (another size or seed): its files would not match the shipped rules. Everything
+    // under these folders is generated from the marketplace, so it is regenerated, not mixed.
+    log(
+      `demo: the existing demo marketplace was made with ${JSON.stringify(previous)}, ` +
+        `not ${JSON.stringify(manifest)}; regenerating it and the dataset derived from it`,
+    );
+    for (
+      const dir of [marketplace, hubRoot, join(root, `tables_${DEMO_DATASET}`), join(root, `images_${DEMO_DATASET}`)]
+    ) {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  }
   if (!(await exists(marker))) {
     log(`demo: generating the demo marketplace in ${marketplace} ...`);
     const summary = await generateDemoMarketplace({
@@ -56,6 +77,7 @@ export async function prepareDemo(options: DemoOptions): Promise<DemoEnvironment
         `${summary.querySkus.length} queries, in ${summary.seconds.toFixed(1)}s`,
     );
     await Deno.remove(hubRoot, { recursive: true }).catch(() => {});
+    await Deno.writeTextFile(manifestPath, JSON.stringify(manifest));
   }
   if (!(await exists(hubRoot))) {
     // The Hub repo holds the exports and the ground truth, not the image host's files.

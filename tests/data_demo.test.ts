@@ -1,7 +1,7 @@
 import { after, before, describe, it } from "node:test";
 import { expect } from "expect";
 import { join } from "node:path";
-import { generateCatalog, QUERY_SELLER } from "../lib/data/demo_catalog.ts";
+import { DEMO_LISTINGS, DEMO_QUERIES, generateCatalog, QUERY_SELLER } from "../lib/data/demo_catalog.ts";
 import { generateDemoMarketplace, imageUrl } from "../lib/data/demo_marketplace.ts";
 import { demoRules } from "../lib/data/demo_rules.ts";
 import { shippedRulesPath } from "../lib/data/layout.ts";
@@ -33,19 +33,22 @@ describe("demo catalogue", () => {
     );
   });
 
-  it("has ~20 query products of ИНТЕРТРЕЙД, each listed by other sellers, with hard-negative variants", () => {
+  it("has DEMO_QUERIES query products of ИНТЕРТРЕЙД, each listed by other sellers, with hard-negative variants", () => {
     const catalog = generateCatalog();
-    expect(catalog.listings.length).toBe(1500);
-    expect(catalog.querySkus.length).toBe(20);
+    expect(catalog.listings.length).toBe(DEMO_LISTINGS);
+    expect(catalog.querySkus.length).toBe(DEMO_QUERIES);
     const productOf = new Map(catalog.listings.map((l) => [l.sku, l.productId]));
     const families = new Map(catalog.products.map((p) => [p.productId, p.familyId]));
+    let withTwoVariants = 0;
     for (const sku of catalog.querySkus) {
       const product = productOf.get(sku)!;
       const others = catalog.listings.filter((l) => l.productId === product && l.seller !== QUERY_SELLER);
       expect(others.length).toBeGreaterThanOrEqual(3);
       const variants = catalog.products.filter((p) => p.familyId === families.get(product) && p.productId !== product);
-      expect(variants.length).toBeGreaterThanOrEqual(2);
+      expect(variants.length).toBeGreaterThanOrEqual(1);
+      if (variants.length >= 2) withTwoVariants += 1;
     }
+    expect(withTwoVariants / catalog.querySkus.length).toBeGreaterThanOrEqual(0.9);
   });
 
   it("ships rules for exactly the default seed's queries", async () => {

@@ -31,9 +31,9 @@ export function imageUrl(baseUrl: string, imageName: string): string {
 /** Options of `generateDemoMarketplace`. */
 export interface DemoMarketplaceOptions {
   seed?: number;
-  /** Listings (SKUs) in the exports, default 1500. */
+  /** Listings (SKUs) in the exports, default DEMO_LISTINGS (4,500). */
   products?: number;
-  /** Query products of ИНТЕРТРЕЙД, default 20. */
+  /** Query products of ИНТЕРТРЕЙД, default DEMO_QUERIES (60). */
   queries?: number;
   /** Root under which `tables_<dataset>` goes, default `dataDir()`. */
   outDir?: string;
@@ -148,7 +148,7 @@ export async function generateDemoMarketplace(options: DemoMarketplaceOptions = 
   const layout = datasetLayout(dataset, options.outDir ?? dataDir());
   const catalog: DemoCatalog = generateCatalog({
     seed: options.seed ?? 42,
-    listings: options.products ?? 1500,
+    listings: options.products,
     queries: options.queries,
   });
   const products = new Map(catalog.products.map((p) => [p.productId, p]));
