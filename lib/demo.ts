@@ -57,9 +57,9 @@ export async function prepareDemo(options: DemoOptions): Promise<DemoEnvironment
       `demo: the existing demo marketplace was made with ${JSON.stringify(previous)}, ` +
         `not ${JSON.stringify(manifest)}; regenerating it and the dataset derived from it`,
     );
-    for (
-      const dir of [marketplace, hubRoot, join(root, `tables_${DEMO_DATASET}`), join(root, `images_${DEMO_DATASET}`)]
-    ) {
+    // The images' zip too: hf_data_download unpacks it, and stale pictures would sit under new SKUs' names.
+    const derived = [`tables_${DEMO_DATASET}`, `images_${DEMO_DATASET}`, `images_${DEMO_DATASET}.zip`];
+    for (const dir of [marketplace, hubRoot, ...derived.map((name) => join(root, name))]) {
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
   }

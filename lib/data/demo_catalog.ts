@@ -100,8 +100,8 @@ const SELLER_PARTS_B = ["Маркет", "Шоп", "Торг", "Центр", "Д�
  * Default size of the demo marketplace: 4,500 listings (the real OZ_geo_5500 has ~5,500) and 60 query
  * products. 60 rather than the real data's 23 because a split by query leaves the model only 60% of
  * them to learn from and 20% to test on: with 20 queries (10 to train on, 5 to test on) the trained
- * head did not beat the zero-shot baseline's pair ROC AUC; with 60 (36 / 12) it led by 0.05-0.08 on
- * three of the four splits measured, and the test numbers rest on 12-14 queries, not 5 (README.md).
+ * head did not beat the zero-shot baseline's pair ROC AUC; with 60 (about 30 / 15) it led by 0.05-0.08
+ * on the three splits measured, and the test numbers rest on ~15 queries, not 5 (README.md).
  */
 export const DEMO_LISTINGS = 4500;
 export const DEMO_QUERIES = 60;
