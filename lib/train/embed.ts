@@ -152,9 +152,7 @@ export async function computeEmbeddings(
       positions,
       model.embeddingDim,
       (batchPositions) => {
-        const slab = new Float32Array(batchPositions.length * F);
-        batchPositions.forEach((p, i) => slab.set(towerFeatures.subarray(p * F, (p + 1) * F), i * F));
-        return tf.tidy(() => model.head(tf.tensor2d(slab, [batchPositions.length, F]), false));
+        return tf.tidy(() => model.head(gatherRows(towerFeatures, F, batchPositions), false));
       },
       { ...options, progress: false },
       "embeddings",
@@ -194,10 +192,7 @@ export async function computeEmbeddings(
     model.embeddingDim,
     (batchRows) => {
       if (features) {
-        const F = model.featureDim;
-        const slab = new Float32Array(batchRows.length * F);
-        batchRows.forEach((row, i) => slab.set(features.subarray(row * F, (row + 1) * F), i * F));
-        return tf.tidy(() => model.head(tf.tensor2d(slab, [batchRows.length, F]), false));
+        return tf.tidy(() => model.head(gatherRows(features, model.featureDim, batchRows), false));
       }
       const batch = inputs.batch(batchRows);
       try {

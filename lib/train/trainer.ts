@@ -201,16 +201,16 @@ function distinctRows(set: PairIndexSet): number[] {
 }
 
 /** Embeds the validation products once and scores the validation pairs. */
-async function validate(options: TrainOptions): Promise<ReturnType<typeof validationMetrics>> {
+async function validate(
+  options: TrainOptions,
+  imageFeatures: Float32Array | undefined,
+): Promise<ReturnType<typeof validationMetrics>> {
   const { model, inputs, validation, config } = options;
   const rows = distinctRows(validation);
-  const mode = config.mode;
   const embeddings = await computeEmbeddings(model, inputs, rows, {
     batchSize: 64,
-    features: mode === "head" ? options.features : undefined,
-    imageFeatures: mode === "text" && options.features
-      ? imageColumns(options.features, model.featureDim, model.imageDim)
-      : undefined,
+    features: config.mode === "head" ? options.features : undefined,
+    imageFeatures,
     progress: false,
   });
   const position = new Map(rows.map((row, i) => [row, i]));
@@ -280,10 +280,14 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
     lastGood = options.resumeFrom;
   }
 
+  // Text mode: the frozen image tower's output, taken once from the cached tower features.
+  const imageFeatures = config.mode === "text" && options.features
+    ? imageColumns(options.features, model.featureDim, model.imageDim)
+    : undefined;
   const featureTensor = config.mode === "head"
     ? tf.tensor2d(options.features!, [inputs.size, model.featureDim])
-    : config.mode === "text" && options.features
-    ? tf.tensor2d(imageColumns(options.features, model.featureDim, model.imageDim), [inputs.size, model.imageDim])
+    : imageFeatures
+    ? tf.tensor2d(imageFeatures, [inputs.size, model.imageDim])
     : undefined;
   const lossFunction = config.loss === "online-contrastive" ? onlineContrastiveLoss : contrastiveLoss;
   try {
@@ -350,7 +354,7 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
       }
       bar.done();
       const trainSeconds = (performance.now() - started) / 1000;
-      const metrics = await validate(options);
+      const metrics = await validate(options, imageFeatures);
       const record: EpochRecord = {
         epoch,
         trainLoss: lossSum / Math.max(1, lossCount),
