@@ -8,7 +8,7 @@ import { readSafetensorsFile } from "../lib/model/safetensors.ts";
 await selectBackend("cpu", { quiet: true });
 
 describe("model set-up for the notebooks", () => {
-  it("starts the demo preset from the shipped towers: SimCLR image tower and the sentence-model stand-in", async () => {
+  it("starts the demo preset from the shipped towers: SimCLR image tower and the pretrained text tower", async () => {
     const { model, summary } = await setupModel({ preset: "demo", seed: 1 });
     const state = model.stateDict();
     const image = (await readSafetensorsFile(join(DEMO_IMAGE_TOWER, "model.safetensors"))).tensors;
@@ -17,7 +17,7 @@ describe("model set-up for the notebooks", () => {
     const word = text.get("embeddings.word_embeddings.weight")!.data;
     expect(state.get("ruclip.transformer.embeddings.word_embeddings.weight")!.data).toEqual(word);
     expect(state.get("description_transformer.embeddings.word_embeddings.weight")!.data).toEqual(word);
-    expect(summary).toMatch(/image tower from .*convnext-demo.*text towers from .*sbert-tiny/);
+    expect(summary).toMatch(/image tower from .*convnext-demo.*text towers from .*text-tower-demo/);
     expect(model.config.nameBert.hiddenSize).toBe((await demoPreset()).nameBert.hiddenSize);
     model.dispose();
   });

@@ -6,8 +6,9 @@
  * - `real`: RuCLIP-tiny sizes (ConvNeXt-tiny at 224 px, rubert-tiny), tokenizer
  *   `cointegrated/rubert-tiny`, weights from the RuCLIP-tiny preload or an earlier checkpoint;
  * - `demo`: a tiny ConvNeXt at 64 px, pretrained self-supervised on another seed's marketplace
- *   (`data/shipped/convnext-demo`), and text towers shaped like the shipped sentence-model stand-in
- *   (`data/shipped/sbert-tiny`), whose weights they start from: as the real towers start pretrained;
+ *   (`data/shipped/convnext-demo`), and text towers from a tiny BERT pretrained without labels
+ *   (a listing's name against its own description) on another seed's marketplace
+ *   (`data/shipped/text-tower-demo`): as the real towers start from pretrained RuCLIP-tiny and rubert-tiny;
  * - `tiny`: everything small and randomly initialised (tests).
  */
 import pl from "nodejs-polars";
@@ -25,8 +26,11 @@ import type { ProductRecord } from "./product_inputs.ts";
 /** Presets the notebooks accept. */
 export type SuiteModelPreset = PresetName | "demo";
 
-/** The demo's starting text towers: the shipped sentence-model stand-in (HF BertModel layout). */
-export const DEMO_TEXT_TOWER: string = join(shippedDir, "sbert-tiny");
+/**
+ * The demo's starting text towers (HF BertModel layout; name-description pretraining on another seed's
+ * marketplace, see its config.json). It also holds an ONNX export, so it runs as a sentence model too.
+ */
+export const DEMO_TEXT_TOWER: string = join(shippedDir, "text-tower-demo");
 
 /** The demo's starting image tower: a tiny timm-layout ConvNeXt pretrained with SimCLR (see its config.json). */
 export const DEMO_IMAGE_TOWER: string = join(shippedDir, "convnext-demo");
@@ -38,7 +42,7 @@ export const DEFAULT_TOKENIZERS: Record<SuiteModelPreset, string> = {
   real: "cointegrated/rubert-tiny",
 };
 
-/** The `demo` preset: the tiny image tower, text towers sized as the stand-in's config.json says. */
+/** The `demo` preset: the tiny image tower, text towers sized as the text tower's config.json says. */
 export async function demoPreset(textTower = DEMO_TEXT_TOWER): Promise<SiameseRuCLIPConfig> {
   const hf = JSON.parse(await Deno.readTextFile(join(textTower, "config.json")));
   const base = tinyPreset(hf.vocab_size);
@@ -131,7 +135,7 @@ export interface ModelSetup {
 
 /**
  * Loads the tokenizer and the model: from `weights` (checkpoint folder, file or Hub id) when given;
- * else the preset's starting point (`demo`: text towers from the stand-in, the rest random; others random).
+ * else the preset's starting point (`demo`: pretrained towers, head random; others random).
  */
 export async function setupModel(
   options: {
@@ -159,7 +163,7 @@ export async function setupModel(
     for (const tower of ["name", "description"] as const) await loadBertTower(model, tower, DEMO_TEXT_TOWER);
     await loadTowerWeights(model, "image", join(DEMO_IMAGE_TOWER, "model.safetensors"), { strict: true });
     summary = `image tower from ${DEMO_IMAGE_TOWER} (SimCLR on another marketplace), ` +
-      `text towers from ${DEMO_TEXT_TOWER} (untrained stand-in), head random`;
+      `text towers from ${DEMO_TEXT_TOWER} (name-description pretraining on another marketplace), head random`;
   }
   if (options.descriptionWeights) {
     await loadBertTower(model, "description", options.descriptionWeights);
