@@ -87,4 +87,23 @@ describe("progress", () => {
     expect(bar.value).toBe(2);
     expect(() => new Progress({ total: Number.NaN, label: "x" })).toThrow(/total must be >= 0/);
   });
+
+  it("in log mode prints the final line once, and again at done() only when something changed", async () => {
+    const lines: string[] = [];
+    const original = console.error;
+    console.error = (text: string) => lines.push(text);
+    try {
+      const bar = new Progress({ total: 2, label: "embed", mode: "log", intervalMs: 60_000 });
+      bar.tick(1); // within the interval: not drawn
+      bar.tick(1); // reaching the total always draws
+      await bar.done(); // nothing changed since: not printed again
+      expect(lines.map((l) => l.split(" ")[2])).toEqual(["2/2"]);
+      const other = new Progress({ total: 2, label: "train", mode: "log", intervalMs: 60_000 });
+      other.tick(2);
+      await other.done({ loss: 0.1 });
+      expect(lines.slice(1).map((l) => l.endsWith("loss=0.1"))).toEqual([false, true]);
+    } finally {
+      console.error = original;
+    }
+  });
 });

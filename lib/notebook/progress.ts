@@ -14,6 +14,8 @@ export interface ProgressOptions {
   intervalMs?: number;
   /** Print nothing (tests). */
   silent?: boolean;
+  /** Where to draw; default: Jupyter display in the kernel, else one rewritten line on a terminal, else log lines. */
+  mode?: "jupyter" | "tty" | "log";
 }
 
 function formatSeconds(seconds: number): string {
@@ -47,6 +49,7 @@ export class Progress {
   private readonly displayId = `progress-${Date.now().toString(36)}-${counter++}`;
   private readonly mode: "jupyter" | "tty" | "log" | "silent";
   private shown = false;
+  private drawnCount = -1;
   private finished = false;
   private pending: Promise<void> = Promise.resolve();
 
@@ -55,7 +58,9 @@ export class Progress {
     this.total = options.total;
     this.label = options.label;
     this.unit = options.unit ?? "it";
-    this.mode = options.silent ? "silent" : jupyter() ? "jupyter" : Deno.stderr.isTerminal() ? "tty" : "log";
+    this.mode = options.silent
+      ? "silent"
+      : options.mode ?? (jupyter() ? "jupyter" : Deno.stderr.isTerminal() ? "tty" : "log");
     this.intervalMs = options.intervalMs ?? (this.mode === "log" ? 10_000 : this.mode === "jupyter" ? 500 : 100);
   }
 
@@ -95,6 +100,7 @@ export class Progress {
 
   private draw(now: number): void {
     this.lastDraw = now;
+    this.drawnCount = this.count;
     const text = this.line(now);
     switch (this.mode) {
       case "jupyter": {
@@ -123,7 +129,8 @@ export class Progress {
     if (this.finished) return this.pending;
     this.finished = true;
     if (metrics) Object.assign(this.metrics, metrics);
-    this.draw(performance.now());
+    // A log line is final once printed: print the last state again only if it changed since.
+    if (this.mode !== "log" || this.drawnCount !== this.count || metrics) this.draw(performance.now());
     if (this.mode === "tty") Deno.stderr.writeSync(new TextEncoder().encode("\n"));
     return this.pending;
   }
