@@ -10,6 +10,7 @@ import { tf } from "../lib/tf.ts";
 import { selectBackend } from "../lib/backend.ts";
 import { maskedMeanPool } from "../lib/model/bert.ts";
 import { projectRoot } from "../lib/paths.ts";
+import { maxAbsDiff } from "./helpers.ts";
 import { loadSentenceEncoder } from "../lib/text/sbert.ts";
 import { DEMO_TEXT_TOWER, setupModel } from "../lib/train/session.ts";
 
@@ -26,13 +27,6 @@ const reference: TowerReference = JSON.parse(
   await Deno.readTextFile(join(projectRoot, "tests", "fixtures", "text", "text_tower_reference.json")),
 );
 const config = JSON.parse(await Deno.readTextFile(join(DEMO_TEXT_TOWER, "config.json")));
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
-  return worst;
-}
 
 function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let s = 0;

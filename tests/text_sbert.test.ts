@@ -10,6 +10,7 @@ import {
   type SentenceEncoder,
 } from "../lib/text/sbert.ts";
 import { projectRoot } from "../lib/paths.ts";
+import { maxAbsDiff } from "./helpers.ts";
 
 interface SbertReference {
   max_seq_length: number;
@@ -35,13 +36,6 @@ async function loadOffline(): Promise<SentenceEncoder> {
 }
 
 const encoder = await loadOffline();
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
-  return worst;
-}
 
 function dot(a: Float32Array, b: Float32Array): number {
   let s = 0;
