@@ -11,6 +11,13 @@ import { tf } from "./tf.ts";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { projectRoot } from "./paths.ts";
+import {
+  adapterDescription,
+  type AdapterLike,
+  installWebgpuCompat,
+  installWebgpuKernelFixes,
+  isSoftwareAdapter,
+} from "./webgpu_compat.ts";
 import { bridgeMissingKernels, registerFastMatMulGradient, registerFastSegmentSum } from "./kernel_bridge.ts";
 
 export type BackendName = "tensorflow" | "webgpu" | "webgpu-software" | "wasm" | "cpu";
@@ -59,14 +66,11 @@ async function probeTensorflow(): Promise<Probe> {
   };
 }
 
-interface AdapterLike {
-  info?: { description?: string; isFallbackAdapter?: boolean; vendor?: string };
-  isFallbackAdapter?: boolean;
-}
-
 async function probeWebgpu(allowSoftware: boolean): Promise<Probe> {
   const gpu = (globalThis.navigator as unknown as { gpu?: { requestAdapter(): Promise<AdapterLike | null> } })?.gpu;
   if (!gpu) return { ok: false, why: "navigator.gpu is not available in this runtime" };
+  // Before tfjs's factory asks for its adapter: fixes its requiredFeatures for Deno (webgpu_compat.ts).
+  installWebgpuCompat(gpu);
   let adapter: AdapterLike | null;
   try {
     adapter = await gpu.requestAdapter();
@@ -74,9 +78,9 @@ async function probeWebgpu(allowSoftware: boolean): Promise<Probe> {
     return { ok: false, why: `requestAdapter failed (${String(error).split("\n")[0]})` };
   }
   if (!adapter) return { ok: false, why: "no WebGPU adapter (no Vulkan driver found)" };
-  const description = adapter.info?.description || adapter.info?.vendor || "unknown adapter";
-  const software = adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter ??
-    /llvmpipe|swiftshader|lavapipe/i.test(description);
+  // Read from the adapter's info before any device exists (Deno 2.1 threw on it afterwards).
+  const description = adapterDescription(adapter);
+  const software = isSoftwareAdapter(adapter);
   if (software && !allowSoftware) {
     return {
       ok: false,
@@ -86,6 +90,7 @@ async function probeWebgpu(allowSoftware: boolean): Promise<Probe> {
   }
   try {
     await import("@tensorflow/tfjs-backend-webgpu");
+    installWebgpuKernelFixes(); // int32/bool -> float32 casts that tfjs's shaders can read (webgpu_compat.ts)
   } catch (error) {
     return { ok: false, why: `@tensorflow/tfjs-backend-webgpu failed to load (${String(error).split("\n")[0]})` };
   }

@@ -37,6 +37,44 @@ function expectAllClose(actual: tf.Tensor, reference: HostTensor, tol = 1e-5): v
   reference.data.forEach((v, i) => expect(Math.abs(values[i] - v)).toBeLessThanOrEqual(tol * Math.max(1, Math.abs(v))));
 }
 
+/** Seeded uniform [0, 1) numbers. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * The former implementation, which picked the hard pairs on the host (float64 means), with its
+ * gradient in closed form: d/dd_i = 2 d_i for hard positives, -2 max(0, margin - d_i) for hard negatives.
+ */
+function hostOnlineContrastiveLoss(d: Float32Array, y: Float32Array, margin: number): { loss: number; grad: number[] } {
+  const pos: number[] = [];
+  const neg: number[] = [];
+  for (let i = 0; i < d.length; i++) (y[i] === 1 ? pos : neg).push(d[i]);
+  const mean = (v: number[]): number => v.reduce((a, b) => a + b, 0) / v.length;
+  const negThreshold = pos.length > 1 ? Math.max(...pos) : mean(neg);
+  const posThreshold = neg.length > 1 ? Math.min(...neg) : mean(pos);
+  let loss = 0;
+  const grad = Array.from(d, () => 0);
+  for (let i = 0; i < d.length; i++) {
+    if (y[i] === 1 && d[i] > posThreshold) {
+      loss += d[i] ** 2;
+      grad[i] = 2 * d[i];
+    } else if (y[i] !== 1 && d[i] < negThreshold) {
+      const gap = Math.max(0, margin - d[i]);
+      loss += gap ** 2;
+      grad[i] = -2 * gap;
+    }
+  }
+  return { loss, grad };
+}
+
 describe("contrastiveLoss", () => {
   it("equals mean(y d^2 + (1-y) max(0, m-d)^2) and its gradient, label 1 = same product", () => {
     const d = tensorOf("loss/distances") as tf.Tensor1D;
@@ -69,6 +107,84 @@ describe("onlineContrastiveLoss", () => {
     expect(value.dataSync()[0]).toBeCloseTo(losses.onlineContrastive, 5);
     expectAllClose(grads[0], fixture("loss/online_grad"));
     tf.dispose([d, y, value, ...grads]);
+  });
+
+  it("picks exact ties as PyTorch does: the fallback thresholds are float32 means", () => {
+    // Expected values from PyTorch 1.13 (Debian's python3-torch), sentence-transformers'
+    // OnlineContrastiveLoss.forward on these distances as float32 tensors, margin 2. A float64 mean
+    // (the former host implementation) selects one more pair in each case: losses 3.25 and 3.2500005.
+    const u = 2 ** -23; // one ulp of 1 in float32
+    const cases = [
+      // Fewer than 2 positives: negatives are hard below mean(1, 1+u), which is 1 in float32
+      // (1 + (1+u) rounds to 2, ties to even) but 1 + u/2 in float64, where d = 1 would be hard.
+      { d: [1, 1 + u, 1.5], y: [0, 0, 1], loss: 2.25, grad: [0, 0, 3] },
+      // Fewer than 2 negatives: positives are hard above mean(1+u, 1+2u), 1+2u in float32 but
+      // 1 + 1.5u in float64, where d = 1+2u would be hard.
+      { d: [1 + u, 1 + 2 * u, 0.5], y: [1, 1, 0], loss: 2.25, grad: [0, 0, -3] },
+    ];
+    for (const c of cases) {
+      const d = tf.tensor1d(c.d);
+      const y = tf.tensor1d(c.y);
+      const { value, grads } = tf.valueAndGrads((dist: tf.Tensor) => onlineContrastiveLoss(dist as tf.Tensor1D, y, 2))(
+        [d],
+      );
+      expect(value.dataSync()[0]).toBe(c.loss);
+      expect(Array.from(grads[0].dataSync())).toEqual(c.grad);
+      tf.dispose([d, y, value, ...grads]);
+    }
+  });
+
+  it("equals the former host-side selection (value and gradient) on random inputs", () => {
+    const random = mulberry32(7);
+    for (let trial = 0; trial < 40; trial++) {
+      const n = 1 + Math.floor(random() * 12);
+      // Some trials with at most one positive or one negative, to exercise the mean fallbacks.
+      const pPositive = trial % 4 === 0 ? 0.05 : trial % 4 === 1 ? 0.95 : 0.5;
+      const dValues = Float32Array.from({ length: n }, () => random() * 2);
+      const yValues = Float32Array.from({ length: n }, () => (random() < pPositive ? 1 : 0));
+      const margin = 0.5 + random();
+      const d = tf.tensor1d(dValues);
+      const y = tf.tensor1d(yValues);
+      const { value, grads } = tf.valueAndGrads((dist: tf.Tensor) =>
+        onlineContrastiveLoss(dist as tf.Tensor1D, y, margin)
+      )([d]);
+      const reference = hostOnlineContrastiveLoss(dValues, yValues, margin);
+      expect(value.dataSync()[0]).toBeCloseTo(reference.loss, 5);
+      const grad = grads[0].dataSync();
+      reference.grad.forEach((g, i) => expect(grad[i]).toBeCloseTo(g, 5));
+      tf.dispose([d, y, value, ...grads]);
+    }
+  });
+
+  it("trains under tf.variableGrads without reading tensors synchronously", () => {
+    const w = tf.variable(tf.tensor2d([[0.3, -0.2], [0.1, 0.4], [-0.5, 0.2], [0.2, 0.2]]));
+    const y = tf.tensor1d([1, 0, 1, 0]);
+    const before = tf.memory().numTensors;
+    const sync = ["dataSync", "arraySync", "bufferSync"] as const;
+    const saved = sync.map((name) => tf.Tensor.prototype[name]);
+    for (const name of sync) {
+      tf.Tensor.prototype[name] = () => {
+        throw new Error(`${name} called`);
+      };
+    }
+    let result: { value: tf.Scalar; grads: tf.NamedTensorMap };
+    try {
+      result = tf.variableGrads(() => {
+        const a = tf.slice(w, [0, 0], [4, 1]).reshape([4]) as tf.Tensor1D;
+        return onlineContrastiveLoss(tf.abs(a), y, 1);
+      }, [w]);
+    } finally {
+      sync.forEach((name, i) => (tf.Tensor.prototype[name] = saved[i] as never));
+    }
+    // d = |w[:, 0]| = [0.3, 0.1, 0.5, 0.2]; hard: positive 0.3 and 0.5 (> min negative 0.1),
+    // negatives 0.1 and 0.2 (< max positive 0.5). L = 0.09 + 0.25 + 0.81 + 0.64.
+    expect(result.value.dataSync()[0]).toBeCloseTo(1.79, 5);
+    const grad = Array.from(result.grads[w.name].dataSync());
+    [0.6, -1.8, -1, -1.6].forEach((g, i) => expect(grad[2 * i]).toBeCloseTo(g, 5));
+    expect(grad.filter((_, i) => i % 2 === 1)).toEqual([0, 0, 0, 0]);
+    tf.dispose([result.value, ...Object.values(result.grads)]);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([w, y]);
   });
 
   it("is zero when every positive is closer than every negative and negatives are beyond the margin", () => {

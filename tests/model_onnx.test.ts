@@ -35,12 +35,13 @@ function perturbedTinyModel(vocabSize?: number): SiameseRuCLIP {
   const model = createSiameseRuCLIP(tinyPreset(vocabSize), { seed: 7 });
   const next = noise(11);
   const stateDict: StateDict = new Map();
-  for (const [name, tensor] of model.stateDict()) {
-    if (!name.startsWith("ruclip.visual.") || tensor.shape.length !== 1) continue;
-    const data = new Float32Array(tensor.data.length);
+  // Shapes only (declaration order, as the state dict): no weight is read, so this stays synchronous.
+  for (const { name, torchShape } of model.parameters().list()) {
+    if (!name.startsWith("ruclip.visual.") || torchShape.length !== 1) continue;
+    const data = new Float32Array(torchShape[0]);
     const isScale = name.endsWith(".gamma") || /norm\.weight$|stem\.1\.weight$|downsample\.0\.weight$/.test(name);
     for (let i = 0; i < data.length; i++) data[i] = isScale ? 0.6 + 0.4 * next() : 0.2 * next();
-    stateDict.set(name, { ...tensor, data });
+    stateDict.set(name, { dtype: "float32", shape: [...torchShape], data });
   }
   model.loadStateDict(stateDict, { strict: false });
   return model;
@@ -138,15 +139,16 @@ describe("ConvNeXt image tower on onnxruntime", () => {
     });
   }
 
-  it("says which weights are missing or mis-shaped", () => {
-    const stateDict = model.stateDict();
+  it("says which weights are missing or mis-shaped", async () => {
+    const stateDict = await model.stateDict();
     stateDict.delete("ruclip.visual.stages.1.blocks.0.norm.weight");
     const conv = stateDict.get("ruclip.visual.stem.0.weight")!;
     stateDict.set("ruclip.visual.stem.0.weight", { ...conv, shape: [8, 3, 2, 8] });
     expect(() => convnextOnnxModel(stateDict, "ruclip.visual.", model.config.convnext)).toThrow(
       /stem\.0\.weight: expected float32 \[8,3,4,4\], got float32 \[8,3,2,8\]; missing ruclip\.visual\.stages\.1\.blocks\.0\.norm\.weight \[16\]/,
     );
-    expect(() => convnextOnnxModel(model.stateDict(), "visual.", model.config.convnext)).toThrow(
+    const intact = await model.stateDict();
+    expect(() => convnextOnnxModel(intact, "visual.", model.config.convnext)).toThrow(
       /does not hold a ConvNeXt .* under prefix "visual\."/,
     );
   });

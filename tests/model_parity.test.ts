@@ -119,7 +119,7 @@ for (const backend of ["cpu", "wasm"] as const) {
         const entry = byName.get(name)!;
         const grad = grads[entry.variable.name];
         expect(grad).toBeDefined();
-        expectClose(tfToTorch(grad, entry.layout), host(io, `grad/${name}`), 2e-4);
+        expectClose(await tfToTorch(grad, entry.layout), host(io, `grad/${name}`), 2e-4);
       }
       tf.dispose([value, labels, ...Object.values(grads)]);
       disposeBatch(batch);

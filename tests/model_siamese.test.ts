@@ -56,10 +56,10 @@ describe("real preset", () => {
 });
 
 describe("state dicts", () => {
-  it("round-trips the PyTorch weights exactly (layouts converted both ways)", () => {
+  it("round-trips the PyTorch weights exactly (layouts converted both ways)", async () => {
     const model = createSiameseRuCLIP(tinyPreset(VOCAB), { init: "zeros" });
     model.loadStateDict(weights);
-    const back = model.stateDict();
+    const back = await model.stateDict();
     expect([...back.keys()].sort()).toEqual([...weights.keys()].sort());
     for (const [name, t] of weights) {
       expect([name, back.get(name)!.shape]).toEqual([name, t.shape]);
@@ -73,14 +73,14 @@ describe("state dicts", () => {
     expect(pt.stateDict.has("ruclip.transformer.embeddings.position_ids")).toBe(true);
     const model = createSiameseRuCLIP(tinyPreset(VOCAB), { init: "zeros" });
     expect(model.loadStateDict(pt.stateDict)).toEqual({ missing: [], unexpected: [], mismatched: [] });
-    const head = model.stateDict().get("head.0.weight")!;
+    const head = (await model.stateDict()).get("head.0.weight")!;
     expect(head.data).toEqual(weights.get("head.0.weight")!.data);
     model.dispose();
   });
 
-  it("strict loading names missing, unexpected and mismatched entries and changes nothing", () => {
+  it("strict loading names missing, unexpected and mismatched entries and changes nothing", async () => {
     const model = createSiameseRuCLIP(tinyPreset(VOCAB), { seed: 3 });
-    const before = model.stateDict().get("head.0.bias")!.data;
+    const before = (await model.stateDict()).get("head.0.bias")!.data;
     const broken: StateDict = new Map(weights);
     broken.delete("ruclip.final_ln.bias");
     broken.set("head.9.weight", { dtype: "float32", shape: [1], data: new Float32Array(1) });
@@ -88,18 +88,18 @@ describe("state dicts", () => {
     expect(() => model.loadStateDict(broken)).toThrow(
       /missing \(1\): ruclip\.final_ln\.bias[\s\S]*unexpected \(1\): head\.9\.weight[\s\S]*head\.0\.bias: expected \[80\], got \[3\]/,
     );
-    expect(model.stateDict().get("head.0.bias")!.data).toEqual(before);
+    expect((await model.stateDict()).get("head.0.bias")!.data).toEqual(before);
     const report = model.loadStateDict(broken, { strict: false });
     expect(report).toEqual({
       missing: ["ruclip.final_ln.bias"],
       unexpected: ["head.9.weight"],
       mismatched: ["head.0.bias: expected [80], got [3]"],
     });
-    expect(model.stateDict().get("head.3.weight")!.data).toEqual(weights.get("head.3.weight")!.data);
+    expect((await model.stateDict()).get("head.3.weight")!.data).toEqual(weights.get("head.3.weight")!.data);
     model.dispose();
   });
 
-  it("loads a RuCLIP-tiny state dict (cc12m checkpoint layout) under the prefix ruclip.", () => {
+  it("loads a RuCLIP-tiny state dict (cc12m checkpoint layout) under the prefix ruclip.", async () => {
     const ruclipOnly: StateDict = new Map();
     for (const [name, t] of weights) if (name.startsWith("ruclip.")) ruclipOnly.set(name.slice("ruclip.".length), t);
     const model = createSiameseRuCLIP(tinyPreset(VOCAB), { init: "zeros" });
@@ -108,7 +108,7 @@ describe("state dicts", () => {
       unexpected: [],
       mismatched: [],
     });
-    expect(model.stateDict().get("ruclip.logit_scale")!.data).toEqual(weights.get("ruclip.logit_scale")!.data);
+    expect((await model.stateDict()).get("ruclip.logit_scale")!.data).toEqual(weights.get("ruclip.logit_scale")!.data);
     model.dispose();
   });
 });

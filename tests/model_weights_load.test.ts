@@ -23,8 +23,12 @@ function bytesOf(tensor: HostTensor): Uint8Array {
 }
 
 /** Names whose weights in `model` equal `want` byte for byte (among the names of `want`). */
-function sameWeights(model: SiameseRuCLIP, want: StateDict, prefix = ""): { same: number; different: string[] } {
-  const got = model.stateDict();
+async function sameWeights(
+  model: SiameseRuCLIP,
+  want: StateDict,
+  prefix = "",
+): Promise<{ same: number; different: string[] }> {
+  const got = await model.stateDict();
   const different: string[] = [];
   let same = 0;
   for (const [name, tensor] of want) {
@@ -77,8 +81,8 @@ describe("loadSiameseRuCLIP", () => {
     for (const { report } of [fromPt, fromSt]) {
       expect([report.missing, report.unexpected, report.mismatched, report.layout]).toEqual([[], [], [], "siamese"]);
     }
-    expect(sameWeights(fromPt.model, reference)).toEqual({ same: reference.size, different: [] });
-    expect(sameWeights(fromSt.model, reference)).toEqual({ same: reference.size, different: [] });
+    expect(await sameWeights(fromPt.model, reference)).toEqual({ same: reference.size, different: [] });
+    expect(await sameWeights(fromSt.model, reference)).toEqual({ same: reference.size, different: [] });
     const a = embed(fromPt.model);
     const b = embed(fromSt.model);
     expect(a.length).toBeGreaterThan(0);
@@ -103,7 +107,7 @@ describe("loadSiameseRuCLIP", () => {
     expect(report.kind).toBe("checkpoint-folder");
     expect(report.configSource).toMatch(/config\.json/);
     expect(model.config).toEqual(source.model.config);
-    expect(sameWeights(model, reference)).toEqual({ same: reference.size, different: [] });
+    expect(await sameWeights(model, reference)).toEqual({ same: reference.size, different: [] });
     source.model.dispose();
     model.dispose();
     await Deno.remove(root, { recursive: true });
@@ -118,9 +122,9 @@ describe("loadSiameseRuCLIP", () => {
     expect(report.mapping).toEqual(['add "ruclip."']);
     expect([report.missing, report.unexpected, report.mismatched]).toEqual([[], [], []]);
     const ruclip = subset(reference, "ruclip.", (name) => name);
-    expect(sameWeights(model, ruclip)).toEqual({ same: ruclip.size, different: [] });
+    expect(await sameWeights(model, ruclip)).toEqual({ same: ruclip.size, different: [] });
     const head = subset(reference, "head.", (name) => name);
-    expect(sameWeights(model, head).same).toBe(0);
+    expect((await sameWeights(model, head)).same).toBe(0);
     model.dispose();
   });
 
@@ -132,7 +136,7 @@ describe("loadSiameseRuCLIP", () => {
     expect(mapCheckpointNames(wrapped).mapping).toEqual(['strip "module."']);
     const { model, report } = await loadSiameseRuCLIP({ preset: "tiny", weights: path });
     expect(report.summary).toMatch(/strip "module\."/);
-    expect(sameWeights(model, reference).different).toEqual([]);
+    expect((await sameWeights(model, reference)).different).toEqual([]);
     model.dispose();
     await Deno.remove(root, { recursive: true });
   });
@@ -146,7 +150,7 @@ describe("loadSiameseRuCLIP", () => {
     const { model, report } = await loadSiameseRuCLIP({ preset: other, weights, strict: false });
     expect(report.mismatched).toContain("ruclip.final_ln.weight: expected [48, 32], got [64, 32]");
     expect(report.summary).toMatch(/wrong shape, skipped \(\d+\)/);
-    expect(sameWeights(model, subset(reference, "description_transformer.", (n) => n)).different).toEqual([]);
+    expect((await sameWeights(model, subset(reference, "description_transformer.", (n) => n))).different).toEqual([]);
     model.dispose();
   });
 
@@ -181,7 +185,7 @@ describe("loadSiameseRuCLIP", () => {
         endpoint: hub.endpoint,
       });
       expect(online.report.kind).toBe("hub:indeepa/tiny-siamese checkpoint-folder");
-      expect(sameWeights(online.model, reference).different).toEqual([]);
+      expect((await sameWeights(online.model, reference)).different).toEqual([]);
       online.model.dispose();
       const cached = join(cacheDir, "indeepa", "tiny-siamese", "main");
       expect((await Array.fromAsync(Deno.readDir(cached))).map((e) => e.name).sort()).toEqual([
@@ -197,7 +201,7 @@ describe("loadSiameseRuCLIP", () => {
       cacheDir,
       offline: true,
     });
-    expect(sameWeights(offline.model, reference).different).toEqual([]);
+    expect((await sameWeights(offline.model, reference)).different).toEqual([]);
     offline.model.dispose();
     await Deno.remove(base, { recursive: true });
   });
@@ -215,7 +219,7 @@ describe("loadTowerWeights", () => {
     const report = await loadTowerWeights(model, "image", path);
     expect(report.ignored.sort()).toEqual(["head.fc.bias", "head.fc.weight"]);
     expect([report.missing, report.unexpected, report.mismatched]).toEqual([[], [], []]);
-    expect(sameWeights(model, subset(reference, "ruclip.visual.", (n) => n)).different).toEqual([]);
+    expect((await sameWeights(model, subset(reference, "ruclip.visual.", (n) => n))).different).toEqual([]);
     model.dispose();
     await Deno.remove(root, { recursive: true });
   });
@@ -230,10 +234,10 @@ describe("loadTowerWeights", () => {
     const nameReport = await loadTowerWeights(model, "name", root);
     expect(nameReport.mapping).toEqual(['strip "bert."', 'add "ruclip.transformer."']);
     expect(nameReport.ignored).toEqual(["cls.predictions.bias"]);
-    expect(sameWeights(model, subset(reference, "ruclip.transformer.", (n) => n)).different).toEqual([]);
+    expect((await sameWeights(model, subset(reference, "ruclip.transformer.", (n) => n))).different).toEqual([]);
     await loadTowerWeights(model, "description", root);
     const asDescription = subset(reference, "ruclip.transformer.", (n) => n.slice("ruclip.transformer.".length));
-    expect(sameWeights(model, asDescription, "description_transformer.").different).toEqual([]);
+    expect((await sameWeights(model, asDescription, "description_transformer.")).different).toEqual([]);
     await expect(loadTowerWeights(model, "image", root)).rejects.toThrow(/image tower: state dict does not fit/);
     model.dispose();
     await Deno.remove(root, { recursive: true });

@@ -10,7 +10,7 @@ await selectBackend("cpu", { quiet: true });
 describe("model set-up for the notebooks", () => {
   it("starts the demo preset from the shipped towers: SimCLR image tower and the pretrained text tower", async () => {
     const { model, summary } = await setupModel({ preset: "demo", seed: 1 });
-    const state = model.stateDict();
+    const state = await model.stateDict();
     const image = (await readSafetensorsFile(join(DEMO_IMAGE_TOWER, "model.safetensors"))).tensors;
     const text = (await readSafetensorsFile(join(DEMO_TEXT_TOWER, "model.safetensors"))).tensors;
     expect(state.get("ruclip.visual.stem.0.weight")!.data).toEqual(image.get("stem.0.weight")!.data);

@@ -201,8 +201,8 @@ describe("trainer, head mode", () => {
     expect(first.reused).toBe(false);
     expect(second.reused).toBe(true);
     expect(second.features).toEqual(first.features);
-    const towersBefore = m.stateDict().get("ruclip.final_ln.weight")!.data.slice();
-    const headBefore = m.stateDict().get("head.0.weight")!.data.slice();
+    const towersBefore = (await m.stateDict()).get("ruclip.final_ln.weight")!.data.slice();
+    const headBefore = (await m.stateDict()).get("head.0.weight")!.data.slice();
     const result = await trainSiamese({
       model: m,
       inputs,
@@ -214,8 +214,8 @@ describe("trainer, head mode", () => {
       progress: false,
     });
     expect(result.history).toHaveLength(2);
-    expect(m.stateDict().get("ruclip.final_ln.weight")!.data).toEqual(towersBefore);
-    expect(m.stateDict().get("head.0.weight")!.data).not.toEqual(headBefore);
+    expect((await m.stateDict()).get("ruclip.final_ln.weight")!.data).toEqual(towersBefore);
+    expect((await m.stateDict()).get("head.0.weight")!.data).not.toEqual(headBefore);
     // Changing the towers changes the cache key.
     const other = createSiameseRuCLIP(
       { ...tinyPreset(tokenizer.vocabSize), imageSize: 32, maxTokens: 16 } as ReturnType<typeof tinyPreset>,
@@ -235,8 +235,8 @@ describe("trainer, text mode", () => {
       const features = cached
         ? (await cachedTowerFeatures(m, inputs, { cacheDir: join(dir, "cache-text"), progress: false })).features
         : undefined;
-      const imageBefore = m.stateDict().get("ruclip.visual.stem.0.weight")!.data.slice();
-      const nameBefore = m.stateDict().get("ruclip.final_ln.weight")!.data.slice();
+      const imageBefore = (await m.stateDict()).get("ruclip.visual.stem.0.weight")!.data.slice();
+      const nameBefore = (await m.stateDict()).get("ruclip.final_ln.weight")!.data.slice();
       const tensorsBefore = tf.memory().numTensors;
       const result = await trainSiamese({
         model: m,
@@ -249,8 +249,8 @@ describe("trainer, text mode", () => {
         progress: false,
       });
       expect(tf.memory().numTensors).toBe(tensorsBefore);
-      expect(m.stateDict().get("ruclip.visual.stem.0.weight")!.data).toEqual(imageBefore);
-      expect(m.stateDict().get("ruclip.final_ln.weight")!.data).not.toEqual(nameBefore);
+      expect((await m.stateDict()).get("ruclip.visual.stem.0.weight")!.data).toEqual(imageBefore);
+      expect((await m.stateDict()).get("ruclip.final_ln.weight")!.data).not.toEqual(nameBefore);
       runs.push(result.history);
       m.dispose();
     }

@@ -13,9 +13,12 @@ import { exists, writeFileAtomic, writeJsonAtomic } from "../fs.ts";
 import { readSafetensorsFile, writeSafetensors } from "./safetensors.ts";
 import type { StateDict } from "./state_dict.ts";
 
-/** Anything that can hand out its weights under PyTorch names (e.g. SiameseRuCLIP). */
+/**
+ * Anything that can hand out its weights under PyTorch names (e.g. SiameseRuCLIP, whose read is
+ * asynchronous because device memory is read without blocking; a plain holder may answer at once).
+ */
 export interface HasStateDict {
-  stateDict(): StateDict;
+  stateDict(): StateDict | Promise<StateDict>;
 }
 
 /** Where training stood when a checkpoint was saved. */
@@ -73,7 +76,7 @@ export async function saveCheckpoint(
       await writeFileAtomic(join(staging, file), data);
       await options.onFileWritten?.(file);
     };
-    await write(CHECKPOINT_FILES.model, writeSafetensors(contents.model.stateDict(), { format: "pt" }));
+    await write(CHECKPOINT_FILES.model, writeSafetensors(await contents.model.stateDict(), { format: "pt" }));
     await write(CHECKPOINT_FILES.config, JSON.stringify(contents.config ?? {}, null, 2) + "\n");
     if (contents.trainingState) {
       await write(CHECKPOINT_FILES.trainingState, JSON.stringify(contents.trainingState, null, 2) + "\n");

@@ -41,32 +41,54 @@ export function contrastiveLoss(distances: tf.Tensor1D, labels: tf.Tensor1D, mar
 }
 
 /**
+ * The hard pairs of `onlineContrastiveLoss` as float32 masks [2, pairs] (row 0 hard positives,
+ * row 1 hard negatives), picked on the device: reading the distances on the host (`dataSync`)
+ * inside the gradient tape fails on webgpu under Deno and stalls every step elsewhere.
+ * The selection carries no gradient, as PyTorch's boolean indexing; tfjs has no gradient function
+ * for Greater, Less, Equal or the logical ops, so tf.customGrad hides them from the tape and
+ * reports a zero gradient.
+ * Positives are labels equal to 1, everything else a negative (labels are 0/1). The fallback
+ * means are float32 (sum / count, as `Tensor.mean()` in PyTorch), so exact ties select as
+ * PyTorch does; a sum of many values may still round differently from PyTorch's summation order.
+ * No infinities are used as fillers (WGSL may assume there are none): the max over positives is
+ * padded with min(d), the min over negatives with max(d).
+ */
+const hardPairMasks = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const [d, y] = args as [tf.Tensor1D, tf.Tensor1D];
+  const value = tf.tidy(() => {
+    const positive = tf.equal(y, 1);
+    const negative = tf.logicalNot(positive);
+    const positives = tf.sum(tf.cast(positive, "float32"));
+    const negatives = tf.sum(tf.cast(negative, "float32"));
+    const maxPositive = tf.max(tf.where(positive, d, tf.broadcastTo(tf.min(d), d.shape)));
+    const minNegative = tf.min(tf.where(negative, d, tf.broadcastTo(tf.max(d), d.shape)));
+    const zeros = tf.zerosLike(d);
+    // max(count, 1): a group with no members selects nothing whatever its threshold; this avoids 0/0.
+    const meanPositive = tf.div(tf.sum(tf.where(positive, d, zeros)), tf.maximum(positives, 1));
+    const meanNegative = tf.div(tf.sum(tf.where(negative, d, zeros)), tf.maximum(negatives, 1));
+    const negativeThreshold = tf.where(tf.greater(positives, 1), maxPositive, meanNegative);
+    const positiveThreshold = tf.where(tf.greater(negatives, 1), minNegative, meanPositive);
+    const hardPositive = tf.logicalAnd(positive, tf.greater(d, positiveThreshold));
+    const hardNegative = tf.logicalAnd(negative, tf.less(d, negativeThreshold));
+    return tf.stack([tf.cast(hardPositive, "float32"), tf.cast(hardNegative, "float32")]) as tf.Tensor2D;
+  });
+  return { value, gradFunc: () => [tf.zerosLike(d), tf.zerosLike(y)] };
+});
+
+/**
  * Online contrastive loss, as sentence-transformers' OnlineContrastiveLoss: only hard pairs count.
  *   hard negatives: y = 0 and d < max(d of positives)   (mean(d of negatives) if fewer than 2 positives)
  *   hard positives: y = 1 and d > min(d of negatives)   (mean(d of positives) if fewer than 2 negatives)
  *   L = sum(d^2 over hard positives) + sum(max(0, margin - d)^2 over hard negatives)
- * Note it is a sum, not a mean, as the original. The selection is read on the host (it carries no
- * gradient, as in PyTorch); the loss itself is differentiable in `distances`.
+ * Note it is a sum, not a mean, as the original. The selection is made on the device and carries
+ * no gradient, as in PyTorch (see `hardPairMasks`); the loss itself is differentiable in `distances`.
  */
 export function onlineContrastiveLoss(distances: tf.Tensor1D, labels: tf.Tensor1D, margin: number): tf.Scalar {
   checkPairs(distances, labels, "onlineContrastiveLoss");
-  const d = distances.dataSync();
-  const y = labels.dataSync();
-  const pos: number[] = [];
-  const neg: number[] = [];
-  for (let i = 0; i < d.length; i++) (y[i] === 1 ? pos : neg).push(d[i]);
-  const mean = (v: number[]): number => v.reduce((a, b) => a + b, 0) / v.length;
-  const negThreshold = pos.length > 1 ? Math.max(...pos) : mean(neg);
-  const posThreshold = neg.length > 1 ? Math.min(...neg) : mean(pos);
-  const hardPos = new Float32Array(d.length);
-  const hardNeg = new Float32Array(d.length);
-  for (let i = 0; i < d.length; i++) {
-    if (y[i] === 1) hardPos[i] = d[i] > posThreshold ? 1 : 0;
-    else hardNeg[i] = d[i] < negThreshold ? 1 : 0;
-  }
   return tf.tidy(() => {
-    const positive = tf.sum(tf.mul(tf.tensor1d(hardPos), tf.square(distances)));
-    const negative = tf.sum(tf.mul(tf.tensor1d(hardNeg), tf.square(tf.relu(tf.sub(margin, distances)))));
+    const [hardPositive, hardNegative] = tf.unstack(hardPairMasks(distances, tf.cast(labels, "float32")));
+    const positive = tf.sum(tf.mul(hardPositive, tf.square(distances)));
+    const negative = tf.sum(tf.mul(hardNegative, tf.square(tf.relu(tf.sub(margin, distances)))));
     return tf.add(positive, negative) as tf.Scalar;
   });
 }

@@ -205,8 +205,8 @@ export class OnnxImageTower {
   ) {}
 
   /** Builds the tower of `model` (weights under "ruclip.visual."). */
-  static create(model: SiameseRuCLIP, options: OnnxImageTowerOptions = {}): Promise<OnnxImageTower> {
-    const stateDict = new Map([...model.stateDict()].filter(([name]) => name.startsWith("ruclip.visual.")));
+  static async create(model: SiameseRuCLIP, options: OnnxImageTowerOptions = {}): Promise<OnnxImageTower> {
+    const stateDict = new Map([...(await model.stateDict())].filter(([name]) => name.startsWith("ruclip.visual.")));
     return OnnxImageTower.fromStateDict(stateDict, model.config.convnext, { ...options, prefix: "ruclip.visual." });
   }
 

@@ -104,13 +104,19 @@ export function torchToTf(host: HostTensor, layout: TorchLayout): tf.Tensor {
   });
 }
 
-/** Converts a tfjs tensor in tfjs layout back to a host tensor in PyTorch layout. */
-export function tfToTorch(value: tf.Tensor, layout: TorchLayout): HostTensor {
+/**
+ * Converts a tfjs tensor in tfjs layout back to a host tensor in PyTorch layout. Asynchronous
+ * because a synchronous read (`dataSync`) fails on webgpu under Deno; the values are copied, so
+ * the result does not alias the tensor's (cpu backend) storage.
+ */
+export async function tfToTorch(value: tf.Tensor, layout: TorchLayout): Promise<HostTensor> {
   const t = layout === "same" ? value : tf.transpose(value, TO_TORCH_PERM[layout]);
-  const data = t.dataSync() as Float32Array;
-  const shape = [...t.shape];
-  if (t !== value) t.dispose();
-  return { dtype: "float32", shape, data: Float32Array.from(data) };
+  try {
+    const data = (await t.data()) as Float32Array;
+    return { dtype: "float32", shape: [...t.shape], data: Float32Array.from(data) };
+  } finally {
+    if (t !== value) t.dispose();
+  }
 }
 
 function initialValue(shape: number[], init: Initializer, seed: number): tf.Tensor {
@@ -247,11 +253,14 @@ export class ParameterStore {
     return report;
   }
 
-  /** The weights as a PyTorch state dict (PyTorch names, shapes and layouts), in declaration order. */
-  stateDict(): StateDict {
+  /**
+   * The weights as a PyTorch state dict (PyTorch names, shapes and layouts), in declaration order.
+   * Asynchronous (see `tfToTorch`): checkpoints are saved every epoch, on every backend.
+   */
+  async stateDict(): Promise<StateDict> {
     this.assertAlive();
     const sd: StateDict = new Map();
-    for (const entry of this.entries.values()) sd.set(entry.name, tfToTorch(entry.variable, entry.layout));
+    for (const entry of this.entries.values()) sd.set(entry.name, await tfToTorch(entry.variable, entry.layout));
     return sd;
   }
 

@@ -139,8 +139,8 @@ export class SiameseRuCLIP {
     return this.store.loadStateDict(sd, options);
   }
 
-  /** The weights as a PyTorch state dict (names, shapes and layouts of the reference). */
-  stateDict(): StateDict {
+  /** The weights as a PyTorch state dict (names, shapes and layouts of the reference); read asynchronously. */
+  stateDict(): Promise<StateDict> {
     return this.store.stateDict();
   }
 

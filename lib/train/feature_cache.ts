@@ -13,9 +13,9 @@ import type { ProductInputs } from "./product_inputs.ts";
 import { computeTowerFeatures, type EncodeOptions } from "./embed.ts";
 
 /** SHA-256 (hex, 16 chars) of the weights of every non-head parameter. */
-export function towerWeightsHash(model: SiameseRuCLIP): Promise<string> {
+export async function towerWeightsHash(model: SiameseRuCLIP): Promise<string> {
   const chunks: Uint8Array[] = [];
-  for (const [name, tensor] of model.stateDict()) {
+  for (const [name, tensor] of await model.stateDict()) {
     if (name.startsWith("head.")) continue;
     chunks.push(new TextEncoder().encode(`${name}:${tensor.shape.join("x")};`));
     chunks.push(new Uint8Array(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength));
