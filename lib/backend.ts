@@ -18,7 +18,8 @@ import {
   installWebgpuKernelFixes,
   isSoftwareAdapter,
 } from "./webgpu_compat.ts";
-import { bridgeMissingKernels, registerFastMatMulGradient, registerFastSegmentSum } from "./kernel_bridge.ts";
+import { bridgeMissingKernels, registerFastSegmentSum, registerFastWasmKernels } from "./kernel_bridge.ts";
+import { registerWasmDepthwiseKernels } from "./wasm_kernels/depthwise.ts";
 
 export type BackendName = "tensorflow" | "webgpu" | "webgpu-software" | "wasm" | "cpu";
 export const BACKEND_NAMES: readonly BackendName[] = ["tensorflow", "webgpu", "webgpu-software", "wasm", "cpu"];
@@ -107,7 +108,8 @@ async function probeWasm(): Promise<Probe> {
     await import("@tensorflow/tfjs-backend-wasm");
     bridgeMissingKernels("wasm");
     registerFastSegmentSum("wasm");
-    registerFastMatMulGradient();
+    registerFastWasmKernels();
+    registerWasmDepthwiseKernels(); // ConvNeXt's 7x7 depthwise conv and its gradients (lib/wasm_kernels/)
     return { ok: true, why: "WebAssembly backend" };
   } catch (error) {
     return { ok: false, why: `@tensorflow/tfjs-backend-wasm failed to load (${String(error).split("\n")[0]})` };

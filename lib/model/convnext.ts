@@ -11,6 +11,7 @@
  */
 import { tf } from "../tf.ts";
 import { gelu, LayerNorm, Linear } from "./layers.ts";
+import { registerFastGradients } from "../fast_gradients.ts";
 import type { ParameterStore } from "./params.ts";
 
 /** Sizes of a ConvNeXt. */
@@ -81,6 +82,8 @@ export class ConvNeXt {
   private readonly headNorm: LayerNorm;
 
   constructor(store: ParameterStore, prefix: string, readonly config: ConvNeXtConfig) {
+    // The patchify and 7x7 depthwise convs' gradients on fast kernels where tfjs' would be slow (fast_gradients.ts).
+    registerFastGradients();
     const { depths, dims } = config;
     if (depths.length !== dims.length || depths.length === 0) {
       throw new Error(
