@@ -19,6 +19,7 @@ import {
   isSoftwareAdapter,
 } from "./webgpu_compat.ts";
 import { bridgeMissingKernels, registerFastSegmentSum, registerFastWasmKernels } from "./kernel_bridge.ts";
+import { describeWasmStart, startWasmBackend, WasmThreadsError } from "./wasm_threads.ts";
 import { registerWasmDepthwiseKernels } from "./wasm_kernels/depthwise.ts";
 
 export type BackendName = "tensorflow" | "webgpu" | "webgpu-software" | "wasm" | "cpu";
@@ -110,8 +111,12 @@ async function probeWasm(): Promise<Probe> {
     registerFastSegmentSum("wasm");
     registerFastWasmKernels();
     registerWasmDepthwiseKernels(); // ConvNeXt's 7x7 depthwise conv and its gradients (lib/wasm_kernels/)
-    return { ok: true, why: "WebAssembly backend" };
+    // Starts it now, with TFJS_WASM_THREADS threads (see wasm_threads.ts): threads must be set before it starts.
+    const started = await startWasmBackend();
+    const detail = describeWasmStart({ ...started, note: undefined });
+    return { ok: true, why: `WebAssembly backend, ${describeWasmStart(started)}`, detail };
   } catch (error) {
+    if (error instanceof WasmThreadsError) throw error; // a bad TFJS_WASM_THREADS is an error, never a fallback
     return { ok: false, why: `@tensorflow/tfjs-backend-wasm failed to load (${String(error).split("\n")[0]})` };
   }
 }
