@@ -1,48 +1,90 @@
 /**
- * `deno task bench`: speed of the tfjs SiameseRuCLIP against PyTorch on this machine.
+ * `deno task bench`: speed of the tfjs SiameseRuCLIP against PyTorch on this machine, in one run.
  *
- *   deno task bench                      full bench (real preset, batch 32; about 5-8 minutes on 2 cores)
- *   deno task bench --quick              smoke test (tiny preset, small sizes; well under a minute)
- *   deno task bench --backends wasm,cpu,webgpu-software,webgpu
- *   deno task bench --full-real          also time a real-preset full-mode step on tfjs (very slow on wasm)
+ *   deno task bench                      full bench (real preset, batch 32, full-mode steps on both presets;
+ *                                        wasm at 1 and N threads; about 15-25 minutes on 2 cores)
+ *   deno task bench --quick              smoke test (tiny preset, small sizes; about a minute)
+ *   deno task bench --backends wasm,cpu,webgpu-software,webgpu   (default: wasm, and webgpu on a hardware GPU)
+ *   deno task bench --threads 1,2        wasm thread counts (default: 1 and all cores)
  *   deno task bench --no-torch           skip PyTorch
  *
- * Prints a table and writes reports/bench.json (every number, machine and versions) and reports/bench.md.
+ * tfjs-backend-wasm fixes its thread pool once per process, so each backend and thread count runs in a
+ * child process (`--child`, TFJS_WASM_THREADS) whose rows are merged here. Prints a table and writes
+ * reports/bench.json (every number, machine and versions) and reports/bench.md. Exits 1 when a timed
+ * workload leaks tensors (tf memory must stay flat across steps).
  */
 import { join } from "node:path";
-import { type BackendName, parseBackendName, selectBackend } from "../lib/backend.ts";
+import { type BackendName, parseBackendName } from "../lib/backend.ts";
 import { presetByName, type SiameseRuCLIPConfig } from "../lib/model/presets.ts";
-import { createSiameseRuCLIP } from "../lib/model/siamese.ts";
-import { benchEmbedding, benchEmbeddingOnnxImage, benchTrainingStep } from "../lib/bench/model_bench.ts";
 import { benchEvaluation } from "../lib/bench/eval_bench.ts";
-import { benchKernels } from "../lib/bench/kernels.ts";
-import { machineInfo, wasmFeatures } from "../lib/bench/machine.ts";
-import { type BenchRow, renderMarkdownTable, renderTextTable, speedRatio } from "../lib/bench/report.ts";
+import { describeAdapter } from "../lib/bench/gpu_info.ts";
+import { machineInfo } from "../lib/bench/machine.ts";
+import {
+  attachThreadScaling,
+  type BenchRow,
+  renderMarkdownTable,
+  renderTextTable,
+  speedRatio,
+} from "../lib/bench/report.ts";
+import { benchTfjsBackend, type TfjsBenchResult, type TfjsBenchSizes } from "../lib/bench/tfjs_bench.ts";
 import { runTorchBench, type TorchBenchResult } from "../lib/bench/torch_runner.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../lib/fs.ts";
 import { reportsDir } from "../lib/paths.ts";
 
 const args = Deno.args;
+const option = (name: string): string | undefined => {
+  const arg = args.find((a) => a === name || a.startsWith(`${name}=`));
+  if (!arg) return undefined;
+  return arg.includes("=") ? arg.slice(arg.indexOf("=") + 1) : args[args.indexOf(arg) + 1];
+};
 const quick = args.includes("--quick");
 const withTorch = !args.includes("--no-torch");
-const fullReal = args.includes("--full-real");
-const backendArg = args.find((a) => a.startsWith("--backends"));
-const backendList = backendArg
-  ? (backendArg.includes("=") ? backendArg.split("=")[1] : args[args.indexOf(backendArg) + 1])
-  : "wasm";
-const backends = backendList.split(",").map((b) => parseBackendName(b)).filter((b): b is BackendName => b !== "auto");
 const cores = navigator.hardwareConcurrency;
-
 const preset: SiameseRuCLIPConfig = presetByName(quick ? "tiny" : "real");
 const tiny = presetByName("tiny");
-const sizes = quick
-  ? { batch: 8, headPairs: 60, headSteps: 5, evalPairs: 20_000, catalog: 1_000 }
-  : { batch: 32, headPairs: 60, headSteps: 10, evalPairs: 110_780, catalog: 5_562 };
-const rows: BenchRow[] = [];
-const details: Record<string, unknown> = {};
+const sizes: TfjsBenchSizes & { evalPairs: number; catalog: number } = quick
+  ? { batch: 8, headPairs: 60, headSteps: 5, realFullPairs: 4, realFullSteps: 1, evalPairs: 20_000, catalog: 1_000 }
+  : { batch: 32, headPairs: 60, headSteps: 10, realFullPairs: 4, realFullSteps: 2, evalPairs: 110_780, catalog: 5_562 };
 const log = (message: string): void => console.log(`[bench] ${message}`);
 const errorText = (error: unknown): string =>
   String(error instanceof Error ? error.message : error).split("\n")[0].slice(0, 160);
+
+// ---------------------------------------------------------------- child: one backend at one thread count
+if (args.includes("--child")) {
+  const backend = parseBackendName(option("--backend") ?? "wasm");
+  const torchFile = option("--torch");
+  const torch = torchFile ? JSON.parse(await Deno.readTextFile(torchFile)) : {};
+  const result = await benchTfjsBackend({
+    backend: backend === "auto" ? "wasm" : backend,
+    quick,
+    sizes,
+    torchMain: torch.main,
+    torchTiny: torch.tiny,
+    log,
+  });
+  await writeJsonAtomic(option("--result")!, result);
+  Deno.exit(0); // wasm's pthread workers must not keep the child alive
+}
+
+const backendList = option("--backends");
+const backends: BackendName[] = backendList
+  ? backendList.split(",").map((b) => parseBackendName(b)).filter((b): b is BackendName => b !== "auto")
+  : ["wasm"];
+if (!backendList) {
+  const { adapter } = await describeAdapter();
+  if (adapter && !adapter.software) backends.push("webgpu");
+}
+const threadCounts = [
+  ...new Set(
+    (option("--threads") ?? `1,${cores}`).split(",").map((t) => {
+      const n = Number(t);
+      if (!Number.isInteger(n) || n < 1) throw new Error(`--threads ${t}: thread counts are integers >= 1`);
+      return n;
+    }),
+  ),
+];
+const rows: BenchRow[] = [];
+const details: Record<string, unknown> = {};
 
 // ---------------------------------------------------------------- PyTorch (run first: it uses every core)
 let torchMain: TorchBenchResult | undefined;
@@ -57,7 +99,8 @@ if (withTorch) {
     batchSize: sizes.batch,
     imageSize: preset.imageSize,
     tokens: preset.maxTokens,
-    trainPairs: quick ? 8 : 1,
+    trainPairs: quick ? 8 : sizes.realFullPairs,
+    trainSteps: quick ? 2 : sizes.realFullSteps,
     headPairs: sizes.headPairs,
     headSteps: sizes.headSteps * 2,
     exportOnnx: join(tmp, "convnext.onnx"),
@@ -78,6 +121,7 @@ if (withTorch) {
       imageSize: tiny.imageSize,
       tokens: tiny.maxTokens,
       trainPairs: 8,
+      trainSteps: 2,
       headPairs: sizes.headPairs,
       headSteps: 5,
     });
@@ -86,126 +130,42 @@ if (withTorch) {
 }
 details.torch = { main: torchMain, tiny: torchTiny };
 
-// ---------------------------------------------------------------- tfjs, per backend
+// ---------------------------------------------------------------- tfjs: a child process per backend and thread count
+const tmp = await Deno.makeTempDir({ prefix: "bench-" });
+const torchFile = join(tmp, "torch.json");
+await writeJsonAtomic(torchFile, { main: torchMain, tiny: torchTiny });
 const perBackend: Record<string, unknown> = {};
+let leaked = 0;
 for (const backend of backends) {
-  try {
-    await selectBackend(backend, { quiet: true });
-  } catch (error) {
-    log(`${backend}: unavailable (${errorText(error)})`);
-    rows.push({
-      section: "embedding",
-      item: `${preset.name} preset`,
-      backend,
-      value: null,
-      unit: "products/s",
-      direction: "higher",
-      note: `unavailable: ${errorText(error)}`,
-    });
-    continue;
-  }
-  const record: Record<string, unknown> = {};
-  perBackend[backend] = record;
-  if (backend === "wasm") record.wasm = await wasmFeatures();
-  // The cpu backend (plain JS, ~1 GFLOP/s) needs minutes per real-preset product: bench it on the tiny preset only.
-  const config = backend === "cpu" && !quick ? tiny : preset;
-  const batch = backend === "cpu" && !quick ? 8 : sizes.batch;
-  const torchForConfig = config.name === preset.name ? torchMain : torchTiny;
-  const model = createSiameseRuCLIP(config, { seed: 0 });
-  try {
-    log(`${backend}: embedding, ${config.name} preset, batch ${batch} ...`);
-    const embed = await benchEmbedding(model, { batchSize: batch, batches: 1 });
-    record.embed = embed;
-    rows.push({
-      section: "embedding",
-      item: `${config.name} preset, batch ${batch}`,
-      backend,
-      value: embed.productsPerSecond,
-      unit: "products/s",
-      direction: "higher",
-      torchValue: torchForConfig?.batchSize === batch ? torchForConfig.embed.productsPerSecond : null,
-      note: `image tower ${(100 * embed.imageTowerSeconds / embed.secondsPerBatch).toFixed(0)}% of the time` +
-        (config !== preset ? "; cpu backend too slow for the real preset" : ""),
-    });
-    log(`${backend}: head-mode training ...`);
-    const head = await benchTrainingStep(model, {
-      mode: "head",
-      pairs: sizes.headPairs,
-      products: 2 * sizes.headPairs,
-      steps: sizes.headSteps,
-    });
-    record.trainHead = head;
-    rows.push({
-      section: "training",
-      item: `head mode, ${config.name} preset, ${sizes.headPairs} pairs/step`,
-      backend,
-      value: head.pairsPerSecond,
-      unit: "pairs/s",
-      direction: "higher",
-      torchValue: torchForConfig?.trainHead.pairsPerSecond ?? null,
-      note: `demo epoch of 2,000 pairs: ${(2000 / head.pairsPerSecond).toFixed(1)} s`,
-    });
-  } catch (error) {
-    log(`${backend}: failed (${errorText(error)})`);
-    record.error = errorText(error);
-  } finally {
-    model.dispose();
-  }
-  // Full-mode training: the real preset on wasm needs the cpu-bridged depthwise/gather gradients and takes minutes
-  // per product, so by default it is timed on the tiny preset (both sides); --full-real also tries the real one.
-  const fullConfigs = quick ? [preset] : fullReal ? [tiny, preset] : [tiny];
-  for (const fullConfig of fullConfigs) {
-    const fullModel = createSiameseRuCLIP(fullConfig, { seed: 0 });
-    const pairs = fullConfig.name === "real" ? 1 : 8;
+  for (const threads of backend === "wasm" ? threadCounts : [undefined]) {
+    const key = threads === undefined ? backend : `${backend}@${threads}`;
+    const resultFile = join(tmp, `${key}.json`);
+    const childArgs = ["run", "-A", join(import.meta.dirname!, "bench.ts"), "--child", "--backend", backend];
+    childArgs.push("--torch", torchFile, "--result", resultFile, ...(quick ? ["--quick"] : []));
+    const env: Record<string, string> = threads === undefined ? {} : { TFJS_WASM_THREADS: String(threads) };
+    const status = await new Deno.Command(Deno.execPath(), {
+      args: childArgs,
+      env,
+      stdout: "inherit",
+      stderr: "inherit",
+    })
+      .spawn().status;
     try {
-      log(`${backend}: full-mode training, ${fullConfig.name} preset, ${pairs} pairs/step ...`);
-      const full = await benchTrainingStep(fullModel, {
-        mode: "full",
-        pairs,
-        products: 2 * pairs,
-        steps: 1,
-        warmup: fullConfig.name !== "real",
-      });
-      record[`trainFull_${fullConfig.name}`] = full;
-      const torchSide = fullConfig.name === "real" ? torchMain?.trainFull : (quick ? torchMain : torchTiny)?.trainFull;
-      rows.push({
-        section: "training",
-        item: `full mode, ${fullConfig.name} preset, ${pairs} pairs/step`,
-        backend,
-        value: full.pairsPerSecond,
-        unit: "pairs/s",
-        direction: "higher",
-        torchValue: torchSide && torchSide.pairsPerStep === pairs ? torchSide.pairsPerSecond : null,
-        note: fullConfig.name === "real" ? "one step, no warm-up" : "",
-      });
+      const result = JSON.parse(await Deno.readTextFile(resultFile)) as TfjsBenchResult;
+      perBackend[key] = result.record;
+      rows.push(...result.rows);
+      leaked += result.tensorGrowth;
     } catch (error) {
-      log(`${backend}: full mode ${fullConfig.name} failed (${errorText(error)})`);
+      log(`${key}: the child process failed (exit ${status.code}): ${errorText(error)}`);
       rows.push({
-        section: "training",
-        item: `full mode, ${fullConfig.name} preset`,
+        section: "embedding",
+        item: `${preset.name} preset`,
         backend,
+        ...(threads === undefined ? {} : { threads }),
         value: null,
-        unit: "pairs/s",
+        unit: "products/s",
         direction: "higher",
-        note: `failed: ${errorText(error)}`,
-      });
-    } finally {
-      fullModel.dispose();
-    }
-  }
-  if (backend === "wasm") {
-    log("wasm: kernels ...");
-    const kernels = await benchKernels(quick ? { images: 1, size: 28 } : {});
-    record.kernels = kernels;
-    for (const k of kernels) {
-      rows.push({
-        section: "kernels",
-        item: k.name,
-        backend,
-        value: k.gflops,
-        unit: "GFLOP/s",
-        direction: "higher",
-        note: `${k.milliseconds.toFixed(1)} ms`,
+        note: `bench process failed (exit ${status.code})`,
       });
     }
   }
@@ -227,31 +187,19 @@ if (torchMain && !backends.length) {
 if (onnxPath) {
   try {
     const { benchOrtImageTower } = await import("../lib/bench/ort_bench.ts");
-    log("onnxruntime: image tower ...");
+    log("onnxruntime: image tower (torch-exported graph) ...");
     const ort = await benchOrtImageTower(onnxPath, {
       batchSize: quick ? 4 : 8,
       imageSize: preset.imageSize,
-      threads: [1, cores],
+      threads: [...new Set([1, cores])],
     });
     details.onnxruntime = ort;
-    const wasmEmbed = (perBackend.wasm as { embed?: { batchSize: number; imageTowerSeconds: number } } | undefined)
-      ?.embed;
-    if (wasmEmbed) {
-      rows.push({
-        section: "image tower",
-        item: `ConvNeXt ${preset.imageSize}px, batch ${wasmEmbed.batchSize}`,
-        backend: "wasm",
-        value: wasmEmbed.batchSize / wasmEmbed.imageTowerSeconds,
-        unit: "images/s",
-        direction: "higher",
-        torchValue: torchMain ? torchMain.batchSize / torchMain.embedSplit.imageTowerSeconds : null,
-      });
-    }
     for (const r of ort) {
       rows.push({
         section: "image tower",
         item: `ConvNeXt ${preset.imageSize}px, batch ${r.batchSize}, torch-exported ONNX`,
-        backend: `onnxruntime ${r.threads} thread${r.threads > 1 ? "s" : ""}`,
+        backend: "onnxruntime",
+        threads: r.threads,
         value: r.imagesPerSecond,
         unit: "images/s",
         direction: "higher",
@@ -261,49 +209,25 @@ if (onnxPath) {
   } catch (error) {
     log(`onnxruntime skipped (${errorText(error)})`);
     details.onnxruntimeError = errorText(error);
-  } finally {
-    await Deno.remove(join(onnxPath, ".."), { recursive: true }).catch(() => {});
   }
 }
-
-// ---------------------------------------------------------------- embedding: ConvNeXt on onnxruntime (our weights), BERTs on tfjs
-if (backends.includes("wasm")) {
-  const model = createSiameseRuCLIP(preset, { seed: 0 });
-  try {
-    await selectBackend("wasm", { quiet: true });
-    log(`onnxruntime image tower (our weights) + tfjs wasm text towers: embedding, batch ${sizes.batch} ...`);
-    const mixed = await benchEmbeddingOnnxImage(model, { batchSize: sizes.batch, threads: cores });
-    details.embedOnnxImage = mixed;
-    const torchImagesPerSecond = torchMain ? torchMain.batchSize / torchMain.embedSplit.imageTowerSeconds : null;
-    rows.push(
-      {
-        section: "image tower",
-        item: `ConvNeXt ${preset.imageSize}px, batch ${mixed.batchSize}, our weights as ONNX`,
-        backend: `onnxruntime ${mixed.threads} thread${mixed.threads > 1 ? "s" : ""}`,
-        value: mixed.batchSize / mixed.imageTowerSeconds,
-        unit: "images/s",
-        direction: "higher",
-        torchValue: torchMain?.batchSize === mixed.batchSize ? torchImagesPerSecond : null,
-        note: `graph + session built in ${mixed.buildSeconds.toFixed(1)} s`,
-      },
-      {
-        section: "embedding",
-        item: `${preset.name} preset, batch ${mixed.batchSize}, ConvNeXt on onnxruntime + BERT towers on tfjs`,
-        backend: `onnxruntime + wasm`,
-        value: mixed.productsPerSecond,
-        unit: "products/s",
-        direction: "higher",
-        torchValue: torchMain?.batchSize === mixed.batchSize ? torchMain.embed.productsPerSecond : null,
-        note: `image tower ${(100 * mixed.imageTowerSeconds / mixed.secondsPerBatch).toFixed(0)}% of the time`,
-      },
-    );
-  } catch (error) {
-    log(`onnxruntime image tower row failed (${errorText(error)})`);
-    details.embedOnnxImageError = errorText(error);
-  } finally {
-    model.dispose();
-  }
+for (const [key, record] of Object.entries(perBackend)) {
+  const embed = (record as { embed?: { batchSize: number; imageTowerSeconds: number } }).embed;
+  const threads = key.includes("@") ? Number(key.split("@")[1]) : undefined;
+  if (!embed || !key.startsWith("wasm")) continue;
+  rows.push({
+    section: "image tower",
+    item: `ConvNeXt ${preset.imageSize}px, batch ${embed.batchSize}`,
+    backend: "wasm",
+    ...(threads === undefined ? {} : { threads }),
+    value: embed.batchSize / embed.imageTowerSeconds,
+    unit: "images/s",
+    direction: "higher",
+    torchValue: torchMain ? torchMain.batchSize / torchMain.embedSplit.imageTowerSeconds : null,
+  });
 }
+await Deno.remove(tmp, { recursive: true }).catch(() => {});
+if (onnxPath) await Deno.remove(join(onnxPath, ".."), { recursive: true }).catch(() => {});
 
 // ---------------------------------------------------------------- evaluation (scalar JS, backend-independent)
 log(`evaluation: ${sizes.evalPairs} pairs, top-k over ${sizes.catalog} products ...`);
@@ -342,7 +266,8 @@ rows.push(
 
 // ---------------------------------------------------------------- report
 const machine = machineInfo();
-const table = renderTextTable(rows);
+const scaledRows = attachThreadScaling(rows);
+const table = renderTextTable(scaledRows);
 console.log(`\nSiameseRuCLIP bench (${quick ? "quick" : "full"}) on ${machine.cores} cores, ${machine.cpuModel}`);
 console.log(
   `Deno ${machine.deno}, tfjs ${machine.tfjs}` +
@@ -355,7 +280,8 @@ const result = {
   machine,
   preset: preset.name,
   sizes,
-  rows: rows.map((r) => ({ ...r, ratio: speedRatio(r.value, r.torchValue, r.direction) })),
+  threadCounts,
+  rows: scaledRows.map((r) => ({ ...r, ratio: speedRatio(r.value, r.torchValue, r.direction) })),
   details,
 };
 const dir = reportsDir();
@@ -369,8 +295,14 @@ const markdown = [
   "",
   "Ratios: above 1 means ours is faster than PyTorch (throughput ours/PyTorch; time PyTorch/ours).",
   "",
-  renderMarkdownTable(rows),
+  "\"vs 1 thread\": the same row at N threads over its 1-thread value (tfjs-wasm's pool, onnxruntime's threads).",
+  "",
+  renderMarkdownTable(scaledRows),
   "",
 ].join("\n");
 await writeFileAtomic(join(dir, "bench.md"), markdown);
 log(`wrote ${join(dir, "bench.json")} and ${join(dir, "bench.md")}`);
+if (leaked !== 0) {
+  console.error(`[bench] FAILED: timed workloads left ${leaked} tensors behind (tf memory must stay flat)`);
+  Deno.exit(1);
+}

@@ -1,6 +1,7 @@
 import { describe, it } from "node:test";
 import { expect } from "expect";
 import {
+  attachThreadScaling,
   type BenchRow,
   formatRatio,
   formatValue,
@@ -73,9 +74,29 @@ describe("bench formatting", () => {
     expect(text[0].indexOf("ours vs PyTorch")).toBe(text[2].indexOf("0.25x"));
     expect(text[3]).toContain("4.00x");
     const markdown = renderMarkdownTable(rows).split("\n");
-    expect(markdown[1]).toBe("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    expect(markdown[1]).toBe("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     expect(markdown[4]).toContain("full \\| real");
-    expect(markdown[4]).toContain("| - | pairs/s | - | - | skipped |");
+    expect(markdown[4]).toContain("|  | - | pairs/s | - | - |  | skipped |");
+  });
+
+  it("shows each multi-threaded row against its own 1-thread twin, and nothing for other rows", () => {
+    const measured = (threads: number, value: number, item = "real preset, batch 32"): BenchRow => ({
+      section: "embedding",
+      item,
+      backend: "wasm",
+      threads,
+      value,
+      unit: "products/s",
+      direction: "higher",
+    });
+    const scaled = attachThreadScaling([measured(1, 2), measured(2, 3.4), measured(2, 5, "other item"), rows[1]]);
+    expect(scaled[0].oneThreadValue).toBeUndefined();
+    expect(scaled[1].oneThreadValue).toBe(2);
+    expect(scaled[2].oneThreadValue).toBeUndefined(); // no 1-thread twin
+    expect(scaled[3].oneThreadValue).toBeUndefined();
+    const text = renderTextTable(scaled).split("\n");
+    expect(text[3]).toContain("1.70x");
+    expect(text[0].indexOf("vs 1 thread")).toBe(text[3].indexOf("1.70x"));
   });
 });
 

@@ -71,7 +71,7 @@ export interface EmbeddingThroughput {
 }
 
 /** Throughput numbers of an embedding run: products/s, and time split between the image tower and the rest. */
-function embeddingThroughput(
+export function embeddingThroughput(
   batchSize: number,
   batches: number,
   secondsPerBatch: number,
@@ -188,63 +188,5 @@ export async function benchTrainingStep(
     tf.dispose([left, right, labels]);
     if (batch) disposeBatch(batch);
     features?.dispose();
-  }
-}
-
-// ---------------------------------------------------------------- image tower on onnxruntime (lib/model/onnx_convnext.ts)
-
-/** Embedding throughput with the ConvNeXt on onnxruntime (our weights) and the text towers + head on tfjs. */
-export interface OnnxEmbeddingThroughput extends EmbeddingThroughput {
-  /** onnxruntime intra-op threads. */
-  threads: number;
-  /** Seconds to write the ONNX graph from the weights and create the session. */
-  buildSeconds: number;
-}
-
-/**
- * Times `batches` embeddings of one synthetic batch of `batchSize` products, after a warm-up on a
- * batch of `warmupSize` (default: the same size): images through OnnxImageTower, names and descriptions through the tfjs towers (the
- * current tfjs backend), then the head. `imageTowerSeconds` is the onnxruntime part of the timed calls.
- */
-export async function benchEmbeddingOnnxImage(
-  model: SiameseRuCLIP,
-  options: { batchSize: number; batches?: number; warmupSize?: number; threads?: number },
-): Promise<OnnxEmbeddingThroughput> {
-  const { OnnxImageTower } = await import("../model/onnx_convnext.ts");
-  const { towerFeaturesWithImage } = await import("../train/embed.ts");
-  const batches = options.batches ?? 1;
-  const threads = options.threads ?? navigator.hardwareConcurrency;
-  const buildStart = performance.now();
-  const tower = await OnnxImageTower.create(model, { threads });
-  const buildSeconds = (performance.now() - buildStart) / 1000;
-  // Warm-up at full size by default: onnxruntime grows its memory arena on the first run of a larger batch.
-  const warm = syntheticBatch(model.config, Math.min(options.warmupSize ?? options.batchSize, options.batchSize), 11);
-  const batch = syntheticBatch(model.config, options.batchSize);
-  let imageTowerSeconds = 0;
-  try {
-    const embedOnce = async (b: ProductBatch): Promise<void> => {
-      const [n, size] = b.images.shape;
-      const imageStart = performance.now();
-      const image = await tower.run((await b.images.data()) as Float32Array, n, size);
-      imageTowerSeconds += (performance.now() - imageStart) / 1000;
-      const out = tf.tidy(() => model.head(towerFeaturesWithImage(model, b, image), false));
-      await out.data();
-      out.dispose();
-    };
-    await embedOnce(warm);
-    imageTowerSeconds = 0;
-    const start = performance.now();
-    for (let i = 0; i < batches; i++) await embedOnce(batch);
-    const secondsPerBatch = (performance.now() - start) / 1000 / batches;
-    imageTowerSeconds /= batches;
-    return {
-      ...embeddingThroughput(options.batchSize, batches, secondsPerBatch, imageTowerSeconds),
-      threads,
-      buildSeconds,
-    };
-  } finally {
-    disposeBatch(warm);
-    disposeBatch(batch);
-    await tower.dispose();
   }
 }

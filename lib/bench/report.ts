@@ -25,6 +25,10 @@ export interface BenchRow {
   torchValue?: number | null;
   /** Why a value is missing, or how it was measured. */
   note?: string;
+  /** Threads the CPU backend ran with (tfjs-wasm's pool, onnxruntime's intra-op threads); absent elsewhere. */
+  threads?: number;
+  /** The same row's value at 1 thread, for rows measured at more (see `attachThreadScaling`). */
+  oneThreadValue?: number | null;
 }
 
 /**
@@ -57,7 +61,37 @@ export function formatRatio(ratio: number | null): string {
   return ratio == null ? "-" : `${ratio >= 10 ? ratio.toFixed(0) : ratio.toFixed(2)}x`;
 }
 
-const HEADER = ["section", "item", "backend", "ours", "unit", "PyTorch", "ours vs PyTorch", "note"];
+const HEADER = [
+  "section",
+  "item",
+  "backend",
+  "threads",
+  "ours",
+  "unit",
+  "PyTorch",
+  "ours vs PyTorch",
+  "vs 1 thread",
+  "note",
+];
+
+/** The key that tells rows of one measurement at different thread counts apart from other measurements. */
+function measurementKey(row: BenchRow): string {
+  return `${row.section}\u0000${row.item}\u0000${row.backend}\u0000${row.unit}`;
+}
+
+/**
+ * Sets `oneThreadValue` on every row measured at more than one thread from its 1-thread twin (same
+ * section, item, backend and unit), so the table shows how a CPU row scales with threads.
+ */
+export function attachThreadScaling(rows: readonly BenchRow[]): BenchRow[] {
+  const single = new Map<string, number | null>();
+  for (const row of rows) if (row.threads === 1) single.set(measurementKey(row), row.value);
+  return rows.map((row) =>
+    row.threads !== undefined && row.threads > 1 && single.has(measurementKey(row))
+      ? { ...row, oneThreadValue: single.get(measurementKey(row)) }
+      : row
+  );
+}
 
 /** The cells of each row, in HEADER order. */
 export function tableCells(rows: readonly BenchRow[]): string[][] {
@@ -65,10 +99,12 @@ export function tableCells(rows: readonly BenchRow[]): string[][] {
     row.section,
     row.item,
     row.backend,
+    row.threads === undefined ? "" : String(row.threads),
     formatValue(row.value),
     row.unit,
     formatValue(row.torchValue),
     formatRatio(speedRatio(row.value, row.torchValue, row.direction)),
+    row.oneThreadValue === undefined ? "" : formatRatio(speedRatio(row.value, row.oneThreadValue, row.direction)),
     row.note ?? "",
   ]);
 }

@@ -32,6 +32,8 @@ export interface TorchBenchOptions {
   imageSize: number;
   tokens: number;
   trainPairs: number;
+  /** Timed full-mode steps after one warm-up step (default 1). */
+  trainSteps?: number;
   headPairs: number;
   headSteps: number;
   skipFull?: boolean;
@@ -58,6 +60,8 @@ export function torchBenchArgs(options: TorchBenchOptions): string[] {
     String(options.tokens),
     "--train-pairs",
     String(options.trainPairs),
+    "--train-steps",
+    String(options.trainSteps ?? 1),
     "--head-pairs",
     String(options.headPairs),
     "--head-steps",
