@@ -21,6 +21,7 @@ import {
 import { bridgeMissingKernels, registerFastSegmentSum, registerFastWasmKernels } from "./kernel_bridge.ts";
 import { describeWasmStart, startWasmBackend, WasmThreadsError } from "./wasm_threads.ts";
 import { registerWasmDepthwiseKernels } from "./wasm_kernels/depthwise.ts";
+import { registerWasmGeluKernels } from "./wasm_kernels/gelu.ts";
 
 export type BackendName = "tensorflow" | "webgpu" | "webgpu-software" | "wasm" | "cpu";
 export const BACKEND_NAMES: readonly BackendName[] = ["tensorflow", "webgpu", "webgpu-software", "wasm", "cpu"];
@@ -111,6 +112,7 @@ async function probeWasm(): Promise<Probe> {
     registerFastSegmentSum("wasm");
     registerFastWasmKernels();
     registerWasmDepthwiseKernels(); // ConvNeXt's 7x7 depthwise conv and its gradients (lib/wasm_kernels/)
+    registerWasmGeluKernels(); // exact GELU forward and backward in one pass each (lib/model/layers.ts uses them)
     // Starts it now, with TFJS_WASM_THREADS threads (see wasm_threads.ts): threads must be set before it starts.
     const started = await startWasmBackend();
     const detail = describeWasmStart({ ...started, note: undefined });

@@ -33,6 +33,7 @@
  */
 import { tf } from "./tf.ts";
 import { isBridgedToCpu } from "./kernel_bridge.ts";
+import { wasmDepthwiseRuns } from "./wasm_kernels/depthwise.ts";
 
 type Pair = [number, number];
 
@@ -174,11 +175,15 @@ export function registerFastGradients(): void {
       const a = attrs as Parameters<typeof isSameDepthwise>[0];
       if (!isSameDepthwise(a, filter.shape)) return depthwise.gradFunc(dy, saved, attrs);
       const fallback = depthwise.gradFunc(dy, saved, attrs);
+      // lib/wasm_kernels/ runs the square odd kernels itself and hands the rest to the cpu bridge.
+      const wanted = (kernelName: string): boolean =>
+        formulationWanted(kernelName) ||
+        (tf.getBackend() === "wasm" && !wasmDepthwiseRuns(kernelName, x.shape, filter.shape, a));
       return {
-        x: formulationWanted("DepthwiseConv2dNativeBackpropInput")
+        x: wanted("DepthwiseConv2dNativeBackpropInput")
           ? () => depthwiseInputGradient(dy as tf.Tensor4D, filter)
           : fallback.x,
-        filter: formulationWanted("DepthwiseConv2dNativeBackpropFilter")
+        filter: wanted("DepthwiseConv2dNativeBackpropFilter")
           ? () => depthwiseFilterGradient(x, dy as tf.Tensor4D, filter.shape)
           : fallback.filter,
       };

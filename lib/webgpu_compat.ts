@@ -24,6 +24,8 @@
  * GPU object rather than `GPUAdapter.prototype` also covers stand-in adapters in tests. Devices made
  * that way report their uncaptured errors (shader validation and the like) to `webgpuErrors()`.
  */
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { tf } from "./tf.ts";
 
 /** The adapter facts we read (a subset of GPUAdapterInfo; everything optional, runtimes differ). */
@@ -175,6 +177,23 @@ export interface GpuLike {
 }
 
 /**
+ * Gives the Vulkan drivers an XDG_RUNTIME_DIR when the environment has none (servers, containers, CI):
+ * Mesa's drivers print "error: XDG_RUNTIME_DIR is invalid or not set in the environment." once per
+ * adapter otherwise, which reads like a failure though nothing failed. A private folder under the
+ * system temp folder, made once; an XDG_RUNTIME_DIR that is set is left alone.
+ */
+export function ensureRuntimeDir(): void {
+  if (Deno.env.get("XDG_RUNTIME_DIR")) return;
+  const dir = join(tmpdir(), `clip-siamese-runtime-${Deno.uid?.() ?? "user"}`);
+  try {
+    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    Deno.env.set("XDG_RUNTIME_DIR", dir);
+  } catch {
+    // Only the message is at stake.
+  }
+}
+
+/**
  * Wraps `gpu.requestAdapter` (default: `navigator.gpu`) so that every adapter it returns is
  * patched (see `patchAdapter`). Call it before tfjs's webgpu backend initialises. Idempotent per
  * GPU object. Returns false when there is no WebGPU in this runtime.
@@ -183,6 +202,7 @@ export function installWebgpuCompat(
   gpu: GpuLike | undefined = (globalThis.navigator as unknown as { gpu?: GpuLike } | undefined)?.gpu,
 ): boolean {
   if (!gpu) return false;
+  ensureRuntimeDir();
   if (isPatched(gpu)) return true;
   const requestAdapter = gpu.requestAdapter;
   Object.defineProperty(gpu, "requestAdapter", {

@@ -1,7 +1,7 @@
 /**
  * `deno task bench`: speed of the tfjs SiameseRuCLIP against PyTorch on this machine, in one run.
  *
- *   deno task bench                      full bench (real preset, batch 32, full-mode steps on both presets;
+ *   deno task bench                      full bench (real preset, batch 32, full-mode steps on both presets (real: 1 pair of 2 products per step: a bigger step needs more than the 4 GiB wasm32 heap);
  *                                        wasm at 1 and N threads; about 15-25 minutes on 2 cores)
  *   deno task bench --quick              smoke test (tiny preset, small sizes; about a minute)
  *   deno task bench --backends wasm,cpu,webgpu-software,webgpu   (default: wasm, and webgpu on a hardware GPU)
@@ -44,7 +44,7 @@ const preset: SiameseRuCLIPConfig = presetByName(quick ? "tiny" : "real");
 const tiny = presetByName("tiny");
 const sizes: TfjsBenchSizes & { evalPairs: number; catalog: number } = quick
   ? { batch: 8, headPairs: 60, headSteps: 5, realFullPairs: 4, realFullSteps: 1, evalPairs: 20_000, catalog: 1_000 }
-  : { batch: 32, headPairs: 60, headSteps: 10, realFullPairs: 4, realFullSteps: 2, evalPairs: 110_780, catalog: 5_562 };
+  : { batch: 32, headPairs: 60, headSteps: 10, realFullPairs: 1, realFullSteps: 2, evalPairs: 110_780, catalog: 5_562 };
 const log = (message: string): void => console.log(`[bench] ${message}`);
 const errorText = (error: unknown): string =>
   String(error instanceof Error ? error.message : error).split("\n")[0].slice(0, 160);

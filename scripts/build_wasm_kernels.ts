@@ -21,7 +21,7 @@ import { fileURLToPath } from "node:url";
 const ASC = "npm:assemblyscript@0.28.20/asc";
 const KERNEL_DIR = fileURLToPath(new URL("../lib/wasm_kernels/", import.meta.url));
 const LOCK = join(KERNEL_DIR, "asc.lock.json");
-const SOURCES = ["depthwise"];
+const SOURCES = ["depthwise", "gelu"];
 
 /**
  * asc flags shared by both variants. The stub runtime with no allocation, --noAssert and no

@@ -6,7 +6,7 @@
  *   app/gpu-check.js           scripts/gpu_check.ts and the npm code it imports, bundled by `deno bundle`
  *   app/node_modules/...       the files it loads from disk at run time (tfjs-backend-wasm's .wasm builds and
  *                              the pthread factory), at the paths require.resolve expects
- *   app/wasm_thread_worker.js  the wasm pthread worker shim; app/depthwise*.wasm: our depthwise kernels;
+ *   app/wasm_thread_worker.js  the wasm pthread worker shim; app/depthwise*.wasm, gelu*.wasm: our kernels;
  *                              app/unpack_deb.js: a .deb reader for machines without dpkg-deb
  *   libvulkan1_*.deb           Debian's Vulkan loader (apt-get download, or the apt cache)
  *   run.sh                     unpacks and runs: `sh run.sh` (see scripts/gpu_server/run.sh)
@@ -123,6 +123,8 @@ export async function packGpuCheck(outDir: string, options: { fast?: boolean } =
         // lib/wasm_kernels/depthwise.ts reads these beside its module, which in the bundle is app/gpu-check.js.
         [join(projectRoot, "lib", "wasm_kernels", "depthwise.wasm"), "depthwise.wasm"],
         [join(projectRoot, "lib", "wasm_kernels", "depthwise_shared.wasm"), "depthwise_shared.wasm"],
+        [join(projectRoot, "lib", "wasm_kernels", "gelu.wasm"), "gelu.wasm"],
+        [join(projectRoot, "lib", "wasm_kernels", "gelu_shared.wasm"), "gelu_shared.wasm"],
       ]
     ) {
       if (!existsSync(from)) throw new Error(`${from} is missing: the pack needs it`);

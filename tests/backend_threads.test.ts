@@ -143,4 +143,23 @@ describe("wasm threads", () => {
       expect(JSON.parse(run.stdout.trim().split("\n").at(-1)!)).toEqual({ detail, threads, value: 64 });
     }
   });
+
+  it("with 2 threads the PyTorch parity and fast-gradient tests pass too (the suite itself runs at 1 thread)", async () => {
+    // `deno task test` sets TFJS_WASM_THREADS=1 (threads slow small ops badly when test files share the cores);
+    // this runs the tests that check numbers on wasm once more on the threaded build.
+    const files = ["model_parity", "fast_gradients", "wasm_kernels", "wasm_gelu"].map((f) =>
+      join("tests", `${f}.test.ts`)
+    );
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["test", "-A", "--config", join(projectRoot, "deno.json"), ...files],
+      cwd: projectRoot,
+      env: { TFJS_WASM_THREADS: "2", NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(300_000),
+    }).output();
+    const log = new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr);
+    if (!output.success) throw new Error(`the threaded run failed:\n${log.slice(-3000)}`);
+    expect(log).toMatch(/ok \| \d+ passed .*\| 0 failed/);
+  });
 });

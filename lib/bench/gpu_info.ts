@@ -6,7 +6,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type AdapterInfoLike, isSoftwareAdapter } from "../webgpu_compat.ts";
+import { type AdapterInfoLike, ensureRuntimeDir, isSoftwareAdapter } from "../webgpu_compat.ts";
 
 /** The adapter as navigator.gpu reports it. */
 export interface AdapterReport {
@@ -124,6 +124,7 @@ export async function describeAdapter(): Promise<{ adapter: AdapterReport | null
   const gpu = (globalThis.navigator as unknown as { gpu?: { requestAdapter(): Promise<GpuAdapterLike | null> } })
     ?.gpu;
   if (!gpu) return { adapter: null, error: "navigator.gpu is not available in this runtime" };
+  ensureRuntimeDir();
   let adapter: GpuAdapterLike | null;
   try {
     adapter = await gpu.requestAdapter();

@@ -12,7 +12,7 @@
  * FLOPs of a gradient are counted as those of its forward conv.
  */
 import { tf } from "../tf.ts";
-import { registerFastMatMul, unregisterFastMatMul } from "../kernel_bridge.ts";
+import { isBridgedToCpu, registerFastMatMul, unregisterFastMatMul } from "../kernel_bridge.ts";
 import {
   depthwiseFilterGradient,
   depthwiseInputGradient,
@@ -122,6 +122,12 @@ export async function benchKernels(
     }
   };
   const bridged = onWasm ? " (cpu bridge)" : "";
+  /** Where tfjs' gradient of the depthwise conv runs on this backend: the cpu bridge or lib/wasm_kernels/. */
+  const depthwiseBackprop = (kernelName: string): string =>
+    !onWasm ? "" : isBridgedToCpu(kernelName, "wasm") ? " (cpu bridge)" : " (lib/wasm_kernels/, used)";
+  /** The formulations run where the backprop kernel is the cpu bridge (fast_gradients.ts). */
+  const formulationUse = (kernelName: string): string =>
+    !onWasm || isBridgedToCpu(kernelName, "wasm") ? " (used)" : " (used only where the backprop kernel is a bridge)";
   try {
     return [
       await best(
@@ -153,18 +159,24 @@ export async function benchKernels(
         })),
       // ---- depthwise gradients
       await best(
-        `depthwise 7x7 input grad [1,${h},${h},${c}]: tfjs' gradient${bridged}`,
+        `depthwise 7x7 input grad [1,${h},${h},${c}]: tfjs' gradient${
+          depthwiseBackprop("DepthwiseConv2dNativeBackpropInput")
+        }`,
         dwFlops(1),
         () => tfjsGrad("DepthwiseConv2dNative", dy1, x1, w, same, "x"),
         1,
       ),
       await best(
-        `depthwise 7x7 input grad [${n},${h},${h},${c}]: depthwise conv of dy, filter rotated (used)`,
+        `depthwise 7x7 input grad [${n},${h},${h},${c}]: depthwise conv of dy, filter rotated${
+          formulationUse("DepthwiseConv2dNativeBackpropInput")
+        }`,
         dwFlops(n),
         () => depthwiseInputGradient(dy, w),
       ),
       await best(
-        `depthwise 7x7 filter grad [1,${h},${h},${c}]: tfjs' gradient${bridged}`,
+        `depthwise 7x7 filter grad [1,${h},${h},${c}]: tfjs' gradient${
+          depthwiseBackprop("DepthwiseConv2dNativeBackpropFilter")
+        }`,
         dwFlops(1),
         () => tfjsGrad("DepthwiseConv2dNative", dy1, x1, w, same, "filter"),
         1,
@@ -200,7 +212,9 @@ export async function benchKernels(
           }),
       ),
       await best(
-        `depthwise 7x7 filter grad: one depthwise conv, batch folded into channels, dy as filter (used)`,
+        `depthwise 7x7 filter grad: one depthwise conv, batch folded into channels, dy as filter${
+          formulationUse("DepthwiseConv2dNativeBackpropFilter")
+        }`,
         dwFlops(n),
         () => depthwiseFilterGradient(x, dy, w.shape),
       ),

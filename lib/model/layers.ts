@@ -84,9 +84,50 @@ export class Embedding {
   }
 }
 
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+
+/** True when the active backend has a fused kernel `name` (lib/wasm_kernels/gelu.ts registers them for wasm). */
+function hasFusedKernel(name: "Gelu" | "GeluGrad"): boolean {
+  const backend = tf.getBackend();
+  return backend === "wasm" && tf.getKernel(name, backend) !== undefined;
+}
+
+/** 0.5 * x * (1 + erf(x / sqrt(2))) from tfjs ops (every backend). */
+function geluComposite(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)));
+}
+
+/** dy * (Phi(x) + x * phi(x)): the exact GELU derivative, Phi the normal CDF and phi its density. */
+function geluGradComposite(x: tf.Tensor, dy: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const cdf = tf.mul(tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1), 0.5);
+    const pdf = tf.mul(tf.exp(tf.mul(tf.square(x), -0.5)), INV_SQRT_2PI);
+    return tf.mul(dy, tf.add(cdf, tf.mul(x, pdf)));
+  });
+}
+
+/**
+ * GELU as one gradient-tape node that saves only its input: the composite form would keep four
+ * intermediates of the MLP's 4x-wide activations alive for the backward pass (about half of a ConvNeXt
+ * training step's memory), and its backward would run five elementwise kernels.
+ */
+const geluNode = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const x = args[0] as tf.Tensor;
+  (args[1] as tf.GradSaveFunc)([x]);
+  return {
+    value: hasFusedKernel("Gelu") ? tf.engine().runKernel("Gelu", { x }, {}) as tf.Tensor : geluComposite(x),
+    gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+      const grad = dy as tf.Tensor;
+      return hasFusedKernel("GeluGrad")
+        ? tf.engine().runKernel("GeluGrad", { x: saved[0], dy: grad }, {}) as tf.Tensor
+        : geluGradComposite(saved[0], grad);
+    },
+  };
+});
+
 /** Exact GELU, as PyTorch's nn.GELU() default: 0.5 * x * (1 + erf(x / sqrt(2))). */
 export function gelu(x: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)));
+  return geluNode(x) as tf.Tensor;
 }
 
 /** Seed of the next dropout mask, or null for unseeded masks (see seedDropout). */

@@ -359,6 +359,21 @@ export function registerWasmDepthwiseKernels(options: { zeroCopy?: boolean } = {
   return [...WASM_DEPTHWISE_KERNELS];
 }
 
+/**
+ * Whether wasm's registered `kernelName` is this module's and implements this configuration (so a
+ * gradient that calls it runs here, not on the kernel it hands other configurations to).
+ */
+export function wasmDepthwiseRuns(
+  kernelName: string,
+  xShape: number[],
+  filterShape: number[],
+  attrs: { strides?: unknown; dilations?: unknown; pad?: unknown; dataFormat?: unknown },
+): boolean {
+  const ours = KERNEL_FUNCS[kernelName];
+  return ours !== undefined && tf.getKernel(kernelName, "wasm")?.kernelFunc === ours &&
+    supportedK(xShape, filterShape, attrs) !== undefined;
+}
+
 /** Puts back the kernels registered before `registerWasmDepthwiseKernels` (for benchmarks and tests). */
 export function unregisterWasmDepthwiseKernels(): void {
   for (const kernelName of WASM_DEPTHWISE_KERNELS) {
