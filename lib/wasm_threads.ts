@@ -183,6 +183,11 @@ async function startThreaded(wasm: WasmModule, threads: number): Promise<void> {
     os.cpus = () => Array.from({ length: 2 * threads }, (_, i) => logicalCpus[i % logicalCpus.length]);
     if (!(await initializeWasm())) throw new Error("tfjs failed to start it (see its warning)");
     for (const worker of started) worker.release();
+    // Stop the pthread workers before the runtime tears down: a process that exited with them still parked in
+    // their futex wait once aborted in Deno's teardown ("corrupted size vs. prev_size", after every test passed).
+    globalThis.addEventListener("unload", () => {
+      for (const worker of started) void worker.terminate().catch(() => {});
+    });
   } catch (error) {
     for (const worker of started) await worker.terminate();
     tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", false);
