@@ -8,20 +8,10 @@ import { tf } from "../lib/tf.ts";
 import { selectBackend } from "../lib/backend.ts";
 import { projectRoot } from "../lib/paths.ts";
 import { parseWasmThreads, WasmThreadsError, wasmThreadsRequest } from "../lib/wasm_threads.ts";
+import { maxRelativeDifference } from "../lib/bench/backend_equality.ts";
 
 /** tfjs-backend-wasm 4.22 starts at most 8 threads, whatever is asked. */
 const MAX_TFJS_THREADS = 8;
-
-function maxRelativeDifference(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let scale = 0;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) {
-    scale = Math.max(scale, Math.abs(a[i]));
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-  }
-  return diff / Math.max(scale, 1e-12);
-}
 
 /** Ops that XNNPACK runs on the thread pool, big enough to be split across threads. */
 async function threadedOps(): Promise<Record<string, Float32Array>> {

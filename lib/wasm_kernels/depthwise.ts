@@ -27,6 +27,7 @@
  * The kernels are single-threaded (tfjs' pthread pool is not reachable from another module).
  */
 import { tf } from "../tf.ts";
+import { HeapKernelModule, type HeapMemoryMode, type WasmBackendLike } from "./heap_module.ts";
 
 /** The kernels `registerWasmDepthwiseKernels` registers for the wasm backend. */
 export const WASM_DEPTHWISE_KERNELS: readonly string[] = [
@@ -66,19 +67,6 @@ export interface DepthwiseExports {
 
 type TensorInfo = tf.TensorInfo;
 
-/** The parts of tfjs-backend-wasm's BackendWasm used here (its types are not exported). */
-interface WasmBackendLike {
-  wasm: {
-    HEAPU8: Uint8Array;
-    /** The heap's Memory: set by the threaded build's glue. */
-    wasmMemory?: WebAssembly.Memory;
-    /** The instance's exports: the single-thread build exports its memory here. */
-    asm?: { memory?: WebAssembly.Memory };
-  };
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
-}
-
 /** The parts of a tfjs backend a cpu fallback needs. */
 interface BackendIO {
   readSync(dataId: object): tf.backend_util.BackendValues;
@@ -86,66 +74,25 @@ interface BackendIO {
   disposeData(dataId: object, force?: boolean): boolean;
 }
 
-let modules: { plain: WebAssembly.Module; shared: WebAssembly.Module } | undefined;
-
-/** Compiles the two binaries next to this module, once (sync: a kernel cannot await). */
-function compiled(): { plain: WebAssembly.Module; shared: WebAssembly.Module } {
-  modules ??= {
-    plain: new WebAssembly.Module(Deno.readFileSync(new URL("./depthwise.wasm", import.meta.url))),
-    shared: new WebAssembly.Module(Deno.readFileSync(new URL("./depthwise_shared.wasm", import.meta.url))),
-  };
-  return modules;
-}
+const heapModule = new HeapKernelModule<DepthwiseExports>(new URL("./depthwise", import.meta.url));
 
 /**
  * Instantiates depthwise.wasm on `memory` (depthwise_shared.wasm when it is shared). Exported for
  * tests and benchmarks that run the kernels on a memory of their own.
  */
 export function instantiateDepthwise(memory: WebAssembly.Memory): DepthwiseExports {
-  const shared = typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer;
-  const module = shared ? compiled().shared : compiled().plain;
-  return new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as DepthwiseExports;
+  return heapModule.instantiate(memory);
 }
-
-const instances = new WeakMap<WebAssembly.Memory, DepthwiseExports>();
-
-/** False forces the copying path (registerWasmDepthwiseKernels' `zeroCopy` option). */
-let zeroCopy = true;
-
-/**
- * The kernels instantiated on tfjs' heap Memory, or undefined when the Emscripten module exposes
- * none (or zero copy is off). The Memory is checked against `HEAPU8` on first use only: later,
- * HEAPU8 may lag a growth made by a pthread, while the Memory itself stays right.
- */
-function heapKernels(backend: WasmBackendLike): DepthwiseExports | undefined {
-  if (!zeroCopy) return undefined;
-  const memory = backend.wasm.wasmMemory ?? backend.wasm.asm?.memory;
-  if (!(memory instanceof WebAssembly.Memory)) return undefined;
-  let kernels = instances.get(memory);
-  if (!kernels) {
-    if (memory.buffer !== backend.wasm.HEAPU8.buffer) return undefined;
-    kernels = instantiateDepthwise(memory);
-    instances.set(memory, kernels);
-  }
-  return kernels;
-}
-
-/** A private memory for the copying fallback, grown on demand. */
-let privateHeap: { memory: WebAssembly.Memory; kernels: DepthwiseExports } | undefined;
 
 /** How the kernels reach the tensors: `"zero-copy"` on tfjs' heap, or `"copy"` through a private memory. */
-export type DepthwiseMemoryMode = "zero-copy" | "copy";
+export type DepthwiseMemoryMode = HeapMemoryMode;
 
 /** Which mode the kernels use with the active wasm backend (tfjs' wasm backend must be active). */
 export function depthwiseMemoryMode(): DepthwiseMemoryMode {
-  return heapKernels(tf.backend() as unknown as WasmBackendLike) ? "zero-copy" : "copy";
+  return heapModule.memoryMode(tf.backend() as unknown as WasmBackendLike);
 }
 
-/**
- * Makes a float32 output of `outShape` and runs `body` with the kernels and byte offsets for the
- * inputs and the output. Zero copy: the tensors' own heap offsets, the output's from makeOutput.
- * Copy: the inputs copied into a private memory, the result copied into the output tensor.
- */
+/** Counts a call on the fast path and runs it (see HeapKernelModule.run). */
 function withKernel(
   backend: WasmBackendLike,
   inputs: TensorInfo[],
@@ -153,38 +100,7 @@ function withKernel(
   body: (kernels: DepthwiseExports, inputPtrs: number[], outPtr: number) => void,
 ): TensorInfo {
   wasmDepthwiseCalls.wasm++;
-  const out = backend.makeOutput(outShape, "float32");
-  const outOffset = backend.dataIdMap.get(out.dataId)!.memoryOffset;
-  const outSize = outShape.reduce((a, b) => a * b, 1);
-  const onHeap = heapKernels(backend);
-  if (onHeap) {
-    body(onHeap, inputs.map((info) => backend.dataIdMap.get(info.dataId)!.memoryOffset), outOffset);
-    return out;
-  }
-  // Private layout: each input, then the output, at 64-byte aligned offsets.
-  const sizes = inputs.map((info) => info.shape.reduce((a, b) => a * b, 1));
-  const ptrs: number[] = [];
-  let at = 0;
-  for (const size of sizes) {
-    ptrs.push(at);
-    at += Math.ceil((size * 4) / 64) * 64;
-  }
-  const needed = at + outSize * 4;
-  privateHeap ??= (() => {
-    const memory = new WebAssembly.Memory({ initial: 1 });
-    return { memory, kernels: instantiateDepthwise(memory) };
-  })();
-  const { memory: own, kernels } = privateHeap;
-  if (own.buffer.byteLength < needed) own.grow(Math.ceil((needed - own.buffer.byteLength) / 65536));
-  const heap = new Uint8Array(own.buffer);
-  inputs.forEach((info, i) => {
-    const offset = backend.dataIdMap.get(info.dataId)!.memoryOffset;
-    heap.set(backend.wasm.HEAPU8.subarray(offset, offset + sizes[i] * 4), ptrs[i]);
-  });
-  body(kernels, ptrs, at);
-  // Read tfjs' HEAPU8 only now: makeOutput may have grown (and replaced) it.
-  backend.wasm.HEAPU8.set(heap.subarray(at, at + outSize * 4), outOffset);
-  return out;
+  return heapModule.run(backend, inputs, outShape, body);
 }
 
 /** The kernel size k when the configuration is one the wasm kernels implement, else undefined. */
@@ -335,11 +251,11 @@ const KERNEL_FUNCS: Record<string, (args: Args) => TensorInfo | TensorInfo[]> = 
  * heap (slower; it exists to test that fallback).
  */
 export function registerWasmDepthwiseKernels(options: { zeroCopy?: boolean } = {}): string[] {
-  zeroCopy = options.zeroCopy ?? true;
+  heapModule.zeroCopy = options.zeroCopy ?? true;
   if (!tf.getKernel("DepthwiseConv2dNative", "wasm")) {
     throw new Error("registerWasmDepthwiseKernels: @tensorflow/tfjs-backend-wasm is not loaded (no wasm kernels)");
   }
-  compiled();
+  heapModule.compile();
   for (const kernelName of WASM_DEPTHWISE_KERNELS) {
     const kernelFunc = KERNEL_FUNCS[kernelName];
     const current = tf.getKernel(kernelName, "wasm");

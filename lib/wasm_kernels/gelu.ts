@@ -22,6 +22,7 @@
  * through a private memory. The kernels are single-threaded (tfjs' pthread pool is not reachable).
  */
 import { tf } from "../tf.ts";
+import { HeapKernelModule, type HeapMemoryMode, type WasmBackendLike } from "./heap_module.ts";
 
 /** The kernels `registerWasmGeluKernels` registers for the wasm backend. */
 export const WASM_GELU_KERNELS: readonly string[] = ["Gelu", "GeluGrad"];
@@ -40,72 +41,22 @@ export interface GeluExports {
 
 type TensorInfo = tf.TensorInfo;
 
-/** The parts of tfjs-backend-wasm's BackendWasm used here (its types are not exported). */
-interface WasmBackendLike {
-  wasm: {
-    HEAPU8: Uint8Array;
-    /** The heap's Memory: set by the threaded build's glue. */
-    wasmMemory?: WebAssembly.Memory;
-    /** The instance's exports: the single-thread build exports its memory here. */
-    asm?: { memory?: WebAssembly.Memory };
-  };
-  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
-}
-
-let modules: { plain: WebAssembly.Module; shared: WebAssembly.Module } | undefined;
-
-/** Compiles the two binaries next to this module, once (sync: a kernel cannot await). */
-function compiled(): { plain: WebAssembly.Module; shared: WebAssembly.Module } {
-  modules ??= {
-    plain: new WebAssembly.Module(Deno.readFileSync(new URL("./gelu.wasm", import.meta.url))),
-    shared: new WebAssembly.Module(Deno.readFileSync(new URL("./gelu_shared.wasm", import.meta.url))),
-  };
-  return modules;
-}
+const heapModule = new HeapKernelModule<GeluExports>(new URL("./gelu", import.meta.url));
 
 /**
  * Instantiates gelu.wasm on `memory` (gelu_shared.wasm when it is shared). Exported for tests and
  * benchmarks that run the kernels on a memory of their own.
  */
 export function instantiateGelu(memory: WebAssembly.Memory): GeluExports {
-  const shared = typeof SharedArrayBuffer !== "undefined" && memory.buffer instanceof SharedArrayBuffer;
-  const module = shared ? compiled().shared : compiled().plain;
-  return new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as GeluExports;
+  return heapModule.instantiate(memory);
 }
-
-const instances = new WeakMap<WebAssembly.Memory, GeluExports>();
-
-/** False forces the copying path (registerWasmGeluKernels' `zeroCopy` option). */
-let zeroCopy = true;
-
-/**
- * The kernels instantiated on tfjs' heap Memory, or undefined when the Emscripten module exposes
- * none (or zero copy is off). The Memory is checked against `HEAPU8` on first use only: later,
- * HEAPU8 may lag a growth made by a pthread, while the Memory itself stays right.
- */
-function heapKernels(backend: WasmBackendLike): GeluExports | undefined {
-  if (!zeroCopy) return undefined;
-  const memory = backend.wasm.wasmMemory ?? backend.wasm.asm?.memory;
-  if (!(memory instanceof WebAssembly.Memory)) return undefined;
-  let kernels = instances.get(memory);
-  if (!kernels) {
-    if (memory.buffer !== backend.wasm.HEAPU8.buffer) return undefined;
-    kernels = instantiateGelu(memory);
-    instances.set(memory, kernels);
-  }
-  return kernels;
-}
-
-/** A private memory for the copying fallback, grown on demand. */
-let privateHeap: { memory: WebAssembly.Memory; kernels: GeluExports } | undefined;
 
 /** How the kernels reach the tensors: `"zero-copy"` on tfjs' heap, or `"copy"` through a private memory. */
-export type GeluMemoryMode = "zero-copy" | "copy";
+export type GeluMemoryMode = HeapMemoryMode;
 
 /** Which mode the kernels use with the active wasm backend (tfjs' wasm backend must be active). */
 export function geluMemoryMode(): GeluMemoryMode {
-  return heapKernels(tf.backend() as unknown as WasmBackendLike) ? "zero-copy" : "copy";
+  return heapModule.memoryMode(tf.backend() as unknown as WasmBackendLike);
 }
 
 /** Calls so far that ran on gelu.wasm (lets a benchmark or test confirm the fused path is taken). */
@@ -130,34 +81,8 @@ function withKernel(
     }
   }
   const n = shape.reduce((a, b) => a * b, 1);
-  const out = backend.makeOutput([...shape], "float32");
-  if (n === 0) return out;
-  const outOffset = backend.dataIdMap.get(out.dataId)!.memoryOffset;
-  const onHeap = heapKernels(backend);
-  if (onHeap) {
-    body(onHeap, inputs.map((info) => backend.dataIdMap.get(info.dataId)!.memoryOffset), outOffset, n);
-    return out;
-  }
-  // Private layout: each input, then the output, at 64-byte aligned offsets.
-  const bytes = Math.ceil((n * 4) / 64) * 64;
-  const ptrs = inputs.map((_, i) => i * bytes);
-  const at = inputs.length * bytes;
-  const needed = at + n * 4;
-  privateHeap ??= (() => {
-    const memory = new WebAssembly.Memory({ initial: 1 });
-    return { memory, kernels: instantiateGelu(memory) };
-  })();
-  const { memory: own, kernels } = privateHeap;
-  if (own.buffer.byteLength < needed) own.grow(Math.ceil((needed - own.buffer.byteLength) / 65536));
-  const heap = new Uint8Array(own.buffer);
-  inputs.forEach((info, i) => {
-    const offset = backend.dataIdMap.get(info.dataId)!.memoryOffset;
-    heap.set(backend.wasm.HEAPU8.subarray(offset, offset + n * 4), ptrs[i]);
-  });
-  body(kernels, ptrs, at, n);
-  // Read tfjs' HEAPU8 only now: makeOutput may have grown (and replaced) it.
-  backend.wasm.HEAPU8.set(heap.subarray(at, at + n * 4), outOffset);
-  return out;
+  if (n === 0) return backend.makeOutput([...shape], "float32");
+  return heapModule.run(backend, inputs, [...shape], (kernels, ptrs, out) => body(kernels, ptrs, out, n));
 }
 
 type Args = Parameters<tf.KernelFunc>[0];
@@ -188,11 +113,11 @@ const KERNEL_FUNCS: Record<string, (args: Args) => TensorInfo> = { Gelu: geluKer
  * through a private memory instead of working on tfjs' heap (slower; it exists to test that fallback).
  */
 export function registerWasmGeluKernels(options: { zeroCopy?: boolean } = {}): string[] {
-  zeroCopy = options.zeroCopy ?? true;
+  heapModule.zeroCopy = options.zeroCopy ?? true;
   if (!tf.getKernel("Erf", "wasm")) {
     throw new Error("registerWasmGeluKernels: @tensorflow/tfjs-backend-wasm is not loaded (no wasm kernels)");
   }
-  compiled();
+  heapModule.compile();
   for (const kernelName of WASM_GELU_KERNELS) {
     const kernelFunc = KERNEL_FUNCS[kernelName];
     const current = tf.getKernel(kernelName, "wasm");
