@@ -106,6 +106,41 @@ export function isBridgedToCpu(kernelName: string, backendName: string): boolean
 }
 
 /**
+ * Runs a cpu-backend kernel for another backend: the inputs are copied to the cpu backend, the kernel runs
+ * there, and its outputs are copied back (correct, at cpu speed). Used by the bridges below and by the
+ * fallbacks of lib/wasm_kernels/ for the configurations they do not implement.
+ */
+export function runOnCpuBackend(
+  cpuKernel: tf.KernelConfig,
+  args: Parameters<tf.KernelFunc>[0],
+): TensorInfo | TensorInfo[] {
+  const target = args.backend as unknown as BackendLike;
+  const cpu = tf.findBackend("cpu") as unknown as BackendLike;
+  const cpuInputs: Record<string, TensorInfo> = {};
+  for (const [name, info] of Object.entries(args.inputs as Record<string, TensorInfo>)) {
+    if (!info) continue;
+    cpuInputs[name] = {
+      dataId: cpu.write(target.readSync(info.dataId), info.shape, info.dtype),
+      shape: info.shape,
+      dtype: info.dtype,
+    };
+  }
+  try {
+    const result = cpuKernel.kernelFunc({ inputs: cpuInputs, backend: cpu as never, attrs: args.attrs }) as
+      | TensorInfo
+      | TensorInfo[];
+    const copied = (Array.isArray(result) ? result : [result]).map((out) => {
+      const values = cpu.readSync(out.dataId);
+      cpu.disposeData(out.dataId, true);
+      return { dataId: target.write(values, out.shape, out.dtype), shape: out.shape, dtype: out.dtype };
+    });
+    return Array.isArray(result) ? copied : copied[0];
+  } finally {
+    for (const info of Object.values(cpuInputs)) cpu.disposeData(info.dataId, true);
+  }
+}
+
+/**
  * Registers the cpu implementation of each missing kernel in `BRIDGED_KERNELS[backendName]`.
  * Returns the kernel names it registered (those already present are left alone).
  */
@@ -117,33 +152,7 @@ export function bridgeMissingKernels(backendName: string): string[] {
     if (!cpuKernel) {
       throw new Error(`cannot bridge ${kernelName} to ${backendName}: the cpu backend has no such kernel`);
     }
-    const kernelFunc: tf.KernelFunc = ({ inputs, backend, attrs }) => {
-      const target = backend as unknown as BackendLike;
-      const cpu = tf.findBackend("cpu") as unknown as BackendLike;
-      const cpuInputs: Record<string, TensorInfo> = {};
-      for (const [name, info] of Object.entries(inputs as Record<string, TensorInfo>)) {
-        if (!info) continue;
-        cpuInputs[name] = {
-          dataId: cpu.write(target.readSync(info.dataId), info.shape, info.dtype),
-          shape: info.shape,
-          dtype: info.dtype,
-        };
-      }
-      try {
-        const result = cpuKernel.kernelFunc({ inputs: cpuInputs, backend: cpu as never, attrs }) as
-          | TensorInfo
-          | TensorInfo[];
-        const outputs = Array.isArray(result) ? result : [result];
-        const copied = outputs.map((out) => {
-          const values = cpu.readSync(out.dataId);
-          cpu.disposeData(out.dataId, true);
-          return { dataId: target.write(values, out.shape, out.dtype), shape: out.shape, dtype: out.dtype };
-        });
-        return (Array.isArray(result) ? copied : copied[0]) as never;
-      } finally {
-        for (const info of Object.values(cpuInputs)) cpu.disposeData(info.dataId, true);
-      }
-    };
+    const kernelFunc: tf.KernelFunc = (args) => runOnCpuBackend(cpuKernel, args) as never;
     tf.registerKernel({ kernelName, backendName, kernelFunc });
     bridgedFuncs.set(`${backendName}/${kernelName}`, kernelFunc);
     registered.push(kernelName);

@@ -27,6 +27,7 @@
  * The kernels are single-threaded (tfjs' pthread pool is not reachable from another module).
  */
 import { tf } from "../tf.ts";
+import { runOnCpuBackend } from "../kernel_bridge.ts";
 import { HeapKernelModule, type HeapMemoryMode, type WasmBackendLike } from "./heap_module.ts";
 
 /** The kernels `registerWasmDepthwiseKernels` registers for the wasm backend. */
@@ -66,13 +67,6 @@ export interface DepthwiseExports {
 }
 
 type TensorInfo = tf.TensorInfo;
-
-/** The parts of a tfjs backend a cpu fallback needs. */
-interface BackendIO {
-  readSync(dataId: object): tf.backend_util.BackendValues;
-  write(values: tf.backend_util.BackendValues, shape: number[], dtype: tf.DataType): object;
-  disposeData(dataId: object, force?: boolean): boolean;
-}
 
 const heapModule = new HeapKernelModule<DepthwiseExports>(new URL("./depthwise", import.meta.url));
 
@@ -124,33 +118,12 @@ const allFloat = (...infos: TensorInfo[]): boolean => infos.every((info) => info
 /** Runs the cpu backend's `kernelName` on copies of the inputs and copies the outputs back. */
 function runOnCpu(kernelName: string, args: Parameters<tf.KernelFunc>[0]): TensorInfo | TensorInfo[] {
   const cpuKernel = tf.getKernel(kernelName, "cpu");
-  const cpu = tf.findBackend("cpu") as unknown as BackendIO | null;
-  if (!cpuKernel || !cpu) {
+  if (!cpuKernel || !tf.findBackend("cpu")) {
     throw new Error(
       `${kernelName}: this configuration is not one the wasm kernels implement, and no cpu backend runs it`,
     );
   }
-  const target = args.backend as unknown as BackendIO;
-  const cpuInputs: Record<string, TensorInfo> = {};
-  for (const [name, info] of Object.entries(args.inputs as Record<string, TensorInfo>)) {
-    if (!info) continue;
-    cpuInputs[name] = {
-      dataId: cpu.write(target.readSync(info.dataId), info.shape, info.dtype),
-      shape: info.shape,
-      dtype: info.dtype,
-    };
-  }
-  try {
-    const result = cpuKernel.kernelFunc({ inputs: cpuInputs, backend: cpu as never, attrs: args.attrs });
-    const outputs = (Array.isArray(result) ? result : [result]).map((info) => {
-      const values = cpu.readSync(info.dataId);
-      cpu.disposeData(info.dataId, true);
-      return { dataId: target.write(values, info.shape, info.dtype), shape: info.shape, dtype: info.dtype };
-    });
-    return Array.isArray(result) ? outputs : outputs[0];
-  } finally {
-    for (const info of Object.values(cpuInputs)) cpu.disposeData(info.dataId, true);
-  }
+  return runOnCpuBackend(cpuKernel, args);
 }
 
 /**
