@@ -1,8 +1,10 @@
 /**
- * Makes a machine ready to execute the notebooks: `jupyter nbconvert` and the Deno kernel.
+ * Makes a machine ready to execute the notebooks: `jupyter nbconvert`, nbclient (which the
+ * notebook runner's Python driver uses) and the Deno kernel.
  * Installs what is missing (apt-get as root on Debian/Ubuntu, else pip for the user); when it
  * cannot, stops with one line naming what to install. Idempotent and quick when all is there.
  */
+import { jupyterPython } from "../lib/notebook/runner.ts";
 
 async function run(
   cmd: string[],
@@ -24,28 +26,40 @@ async function run(
 
 async function hasNbconvert(): Promise<boolean> {
   return (await run(["jupyter", "nbconvert", "--version"])).ok &&
-    (await run(["jupyter", "kernelspec", "--version"])).ok;
+    (await run(["jupyter", "kernelspec", "--version"])).ok &&
+    (await run([await jupyterPython(), "-c", "import nbclient, nbconvert, nbformat"])).ok;
 }
 
 function isRoot(): boolean {
   return Deno.uid?.() === 0;
 }
 
-/** Ensures `jupyter nbconvert` and `jupyter kernelspec` exist, installing them if it can. */
+/**
+ * Ensures `jupyter nbconvert` and `jupyter kernelspec` exist and that jupyter's Python can import
+ * nbclient, installing them if it can.
+ */
 export async function ensureNbconvert(): Promise<void> {
   if (await hasNbconvert()) return;
   if (isRoot() && (await run(["apt-get", "--version"])).ok) {
-    console.error("setup: installing jupyter-nbconvert and jupyter-client with apt-get ...");
+    console.error("setup: installing jupyter-nbconvert, jupyter-client and python3-nbclient with apt-get ...");
     await run(["apt-get", "update", "-qq"]);
-    const apt = await run(["apt-get", "install", "-y", "-qq", "jupyter-nbconvert", "jupyter-client"]);
+    const apt = await run([
+      "apt-get",
+      "install",
+      "-y",
+      "-qq",
+      "jupyter-nbconvert",
+      "jupyter-client",
+      "python3-nbclient",
+    ]);
     if (!apt.ok) console.error(apt.stderr.split("\n").slice(-5).join("\n"));
   } else if ((await run(["python3", "-m", "pip", "--version"])).ok) {
-    console.error("setup: installing nbconvert and jupyter_client with pip --user ...");
-    await run(["python3", "-m", "pip", "install", "--user", "-q", "nbconvert", "jupyter_client"]);
+    console.error("setup: installing nbconvert, nbclient and jupyter_client with pip --user ...");
+    await run(["python3", "-m", "pip", "install", "--user", "-q", "nbconvert", "nbclient", "jupyter_client"]);
   }
   if (!(await hasNbconvert())) {
     throw new Error(
-      "setup: `jupyter nbconvert` is missing and could not be installed: install it (Debian/Ubuntu: `sudo apt-get install jupyter-nbconvert jupyter-client`; elsewhere: `pip install nbconvert jupyter_client`) and run again",
+      "setup: `jupyter nbconvert` or nbclient is missing and could not be installed: install them (Debian/Ubuntu: `sudo apt-get install jupyter-nbconvert jupyter-client python3-nbclient`; elsewhere: `pip install nbconvert nbclient jupyter_client`) and run again",
     );
   }
 }

@@ -1,11 +1,15 @@
 /**
- * Executes notebooks in batch the way nbconvert does: `jupyter nbconvert --to notebook --execute`
- * with the Deno kernel, parameters passed as environment variables (read by each notebook's
- * parameters cell), the executed notebook and an HTML rendering written to an output folder.
- * On a failing cell it stops and reports the notebook, the cell number and the error.
+ * Executes notebooks in batch with the Deno kernel through `execute_notebook.py` (nbclient, run by
+ * the Python that runs `jupyter`): parameters passed as environment variables (read by each
+ * notebook's parameters cell), the kernel started in the notebook's folder, the executed notebook
+ * and an HTML rendering written to an output folder. On a failure it stops and reports the cell as
+ * Jupyter labels it (`In[n]`), its first lines and the error, and keeps the partly executed
+ * notebook under `<outDir>/failed/`.
  */
-import { basename, dirname, join, relative } from "node:path";
+import { basename, dirname, isAbsolute, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
 import { projectRoot } from "../paths.ts";
+import { writeFileAtomic } from "../fs.ts";
 import { withPlotlyJs } from "./display.ts";
 
 /** One notebook of the suite, in execution order. */
@@ -39,118 +43,245 @@ export function selectNotebooks(suite: SuiteEntry[], names: string[], preset: st
   });
 }
 
+/** How a notebook run failed. */
+export type FailureKind = "cell-error" | "kernel-died" | "timeout" | "runner-error";
+
+/** What executing one notebook gave. */
 export interface NotebookResult {
+  /** The notebook's path, as given. */
   notebook: string;
   ok: boolean;
   seconds: number;
+  /** The executed notebook: `<outDir>/<name>.ipynb`, or the partly executed `<outDir>/failed/<name>.ipynb`. */
   executed?: string;
+  /** Its HTML rendering, beside it. */
   html?: string;
-  /** 1-based index of the failing cell among all cells of the notebook. */
-  failedCell?: number;
+  /** What kind of failure, when not ok. */
+  kind?: FailureKind;
+  /** The failing cell as Jupyter labels it: `In[n]` (code cells only). */
+  failedCell?: string;
+  /** The failing cell's first source lines (at most 3), then `...` when it has more. */
+  failedSource?: string[];
+  /** The error: its name and message as the kernel reported them, or what happened to the kernel. */
   error?: string;
 }
 
-/** Finds which cell failed from nbclient's CellExecutionError text (it quotes the cell's source). */
-export function locateFailedCell(notebookJson: string, stderr: string): { cell?: number; error: string } {
-  const match = stderr.match(/An error occurred while executing the following cell:\n-+\n([\s\S]*?)\n-+\n([\s\S]*)$/);
-  const errorLines = (match ? match[2] : stderr).trim().split("\n").filter((l) => l.trim() !== "");
-  const error = errorLines.filter((l) => !/^\s*at |^\[NbConvertApp\]|Warning.*unstable/.test(l)).slice(-6).join("\n") ||
-    "unknown error";
-  if (!match) return { error };
-  const source = match[1].trim();
-  const cells = (JSON.parse(notebookJson).cells ?? []) as { source: string | string[] }[];
-  const index = cells.findIndex((c) => (Array.isArray(c.source) ? c.source.join("") : c.source).trim() === source);
-  return { cell: index >= 0 ? index + 1 : undefined, error };
+/** Options of `executeNotebook`. */
+export interface ExecuteOptions {
+  /** Folder for the executed notebook and its HTML (failures go to its `failed/` subfolder). */
+  outDir: string;
+  /** Added to this process's environment for the kernel (with NO_COLOR=1). */
+  env?: Record<string, string>;
+  /** Seconds one cell may run; 1800 by default. */
+  timeoutSeconds?: number;
+  /** Jupyter kernel name; `deno` by default. */
+  kernel?: string;
 }
 
-/** What the runner appends to a cell whose last statement prints (see `prepareForBatch`). */
-export const DRAIN_LINE = "\nawait new Promise((resolve) => setTimeout(resolve, 50)); // added by the runner";
+/** The Python driver that executes one notebook with nbclient. */
+export const driverPath: string = fileURLToPath(new URL("./execute_notebook.py", import.meta.url));
 
-interface NotebookJson {
-  cells: { cell_type: string; source: string | string[] }[];
+/** What the driver writes to its result file. */
+interface DriverResult {
+  ok: boolean;
+  kind: FailureKind | null;
+  error: string | null;
+  cell: { label: string; index: number; first_lines: string[]; line_count: number } | null;
+  html_error: string | null;
 }
 
-/**
- * The Deno kernel queues stdout on a channel that another task drains, and can report a cell
- * "idle" before that queue is empty: nbclient then drops the cell's last printed lines. For batch
- * runs, a cell whose last statement is a console call gets a short pause appended; cells that end
- * in an expression are left alone (their value is what the cell shows). Returns the prepared
- * notebook and the original sources, to put back into the executed notebook.
- */
-export function prepareForBatch(notebook: NotebookJson): { prepared: NotebookJson; originals: (string | string[])[] } {
-  const originals = notebook.cells.map((cell) => cell.source);
-  const prepared = structuredClone(notebook);
-  for (const cell of prepared.cells) {
-    if (cell.cell_type !== "code") continue;
-    const text = Array.isArray(cell.source) ? cell.source.join("") : cell.source;
-    const lines = text.split("\n").map((line) => line.trim()).filter((line) => line && !line.startsWith("//"));
-    if (/^console\.\w+\(/.test(lines.at(-1) ?? "")) cell.source = text + DRAIN_LINE;
+/** First full path of `name` on PATH, or undefined. */
+async function findOnPath(name: string): Promise<string | undefined> {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":").filter(Boolean)) {
+    const candidate = join(dir, name);
+    try {
+      if ((await Deno.stat(candidate)).isFile) return candidate;
+    } catch {
+      // not in this folder
+    }
   }
-  return { prepared, originals };
+  return undefined;
 }
 
 /**
- * Executes one notebook; writes `<outDir>/<name>.ipynb` and `<outDir>/<name>.html` on success.
- * `env` is added to this process's environment for the kernel.
+ * The interpreter a script's first lines start: `#!/usr/bin/python3`, `#!/usr/bin/env python3`, or
+ * pip's `#!/bin/sh` + `'''exec' "/path/python"` form for long paths; undefined when none is a Python.
  */
-export async function executeNotebook(
-  path: string,
-  options: { outDir: string; env?: Record<string, string>; timeoutSeconds?: number; kernel?: string },
-): Promise<NotebookResult> {
-  const started = performance.now();
-  const name = basename(path, ".ipynb");
-  await Deno.mkdir(options.outDir, { recursive: true });
-  const executed = join(options.outDir, `${name}.ipynb`);
-  // The prepared copy sits beside the original so that its relative imports resolve the same way.
-  const original = JSON.parse(await Deno.readTextFile(path)) as NotebookJson;
-  const { prepared, originals } = prepareForBatch(original);
-  const runCopy = join(dirname(path), `.${name}.run-${crypto.randomUUID().slice(0, 8)}.ipynb`);
-  await Deno.writeTextFile(runCopy, JSON.stringify(prepared));
-  let nbconvert: Deno.CommandOutput;
+export function interpreterFromScript(head: string): string | undefined {
+  const lines = head.split("\n");
+  const exec = lines.slice(1, 4).join("\n").match(/^'''exec' "?([^"\s]+)"?/m);
+  if (exec) return exec[1];
+  const shebang = lines[0].match(/^#!\s*(\S+)(?:\s+(\S+))?/);
+  if (!shebang) return undefined;
+  const interpreter = basename(shebang[1]) === "env" ? shebang[2] : shebang[1];
+  return interpreter && /^python/.test(basename(interpreter)) ? interpreter : undefined;
+}
+
+/**
+ * The Python that runs `jupyter` (read from its shebang), which has nbclient and nbconvert;
+ * `/usr/bin/python3` when `jupyter` is not on PATH or does not name one.
+ */
+export async function jupyterPython(): Promise<string> {
+  const jupyter = await findOnPath("jupyter");
+  if (!jupyter) return "/usr/bin/python3";
+  const file = await Deno.open(jupyter);
   try {
-    nbconvert = await new Deno.Command("jupyter", {
-      args: [
-        "nbconvert",
-        "--to",
-        "notebook",
-        "--execute",
-        `--ExecutePreprocessor.kernel_name=${options.kernel ?? "deno"}`,
-        `--ExecutePreprocessor.timeout=${options.timeoutSeconds ?? 1800}`,
-        "--output-dir",
-        options.outDir,
-        "--output",
-        `${name}.ipynb`,
-        runCopy,
-      ],
-      cwd: dirname(path),
+    const buffer = new Uint8Array(1024);
+    const read = (await file.read(buffer)) ?? 0;
+    return interpreterFromScript(new TextDecoder().decode(buffer.subarray(0, read))) ?? "/usr/bin/python3";
+  } finally {
+    file.close();
+  }
+}
+
+function checkOptions(options: ExecuteOptions): void {
+  const timeout = options.timeoutSeconds;
+  if (timeout !== undefined && !(Number.isInteger(timeout) && timeout > 0)) {
+    throw new Error(`timeoutSeconds must be a positive whole number of seconds, got ${timeout}`);
+  }
+  if (options.kernel !== undefined && !/^[\w.-]+$/.test(options.kernel)) {
+    throw new Error(`kernel must be a Jupyter kernel name (letters, digits, "_", "." or "-"), got "${options.kernel}"`);
+  }
+}
+
+function driverFailure(error: string): DriverResult {
+  return { ok: false, kind: "runner-error", error, cell: null, html_error: null };
+}
+
+/** Runs the driver on `path`, writing into `staging`; its result, or a runner error when it gave none. */
+async function runDriver(path: string, staging: string, options: ExecuteOptions): Promise<DriverResult> {
+  const resultPath = join(staging, "result.json");
+  const python = await jupyterPython();
+  const args = [driverPath, "--result", resultPath, "--out-notebook", join(staging, "executed.ipynb")];
+  args.push("--out-html", join(staging, "executed.html"), "--kernel", options.kernel ?? "deno");
+  args.push("--timeout", String(options.timeoutSeconds ?? 1800), path);
+  let output: Deno.CommandOutput;
+  try {
+    output = await new Deno.Command(python, {
+      args,
       env: { ...(options.env ?? {}), NO_COLOR: "1" },
       stdout: "piped",
       stderr: "piped",
     }).output();
+  } catch (error) {
+    return driverFailure(`cannot start ${python} to execute notebooks: ${(error as Error).message}`);
+  }
+  try {
+    return JSON.parse(await Deno.readTextFile(resultPath)) as DriverResult;
+  } catch {
+    const lastLine = new TextDecoder().decode(output.stderr).split("\n").filter((l) => l.trim()).at(-1);
+    return driverFailure(
+      `the notebook driver (${python} ${relativeToRoot(driverPath)}) exited with code ${output.code} ` +
+        `without a result${lastLine ? `: ${lastLine.trim()}` : ""}`,
+    );
+  }
+}
+
+/** Removes files that may not exist. */
+async function removeIfThere(...paths: string[]): Promise<void> {
+  for (const path of paths) {
+    await Deno.remove(path).catch((error) => {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    });
+  }
+}
+
+/** Moves `from` to `to` (a rename: it arrives whole); false when `from` does not exist. */
+async function moveIfThere(from: string, to: string): Promise<boolean> {
+  try {
+    await Deno.rename(from, to);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+/** A text file's content; undefined when it does not exist. */
+async function readIfThere(path: string): Promise<string | undefined> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Moves the driver's notebook and HTML (plotly.js added) from `staging` to `dir/<name>.*`, each
+ * arriving whole. Returns the paths of those the driver wrote.
+ */
+async function placeOutputs(staging: string, dir: string, name: string): Promise<{ executed?: string; html?: string }> {
+  await Deno.mkdir(dir, { recursive: true });
+  const placed: { executed?: string; html?: string } = {};
+  const executed = join(dir, `${name}.ipynb`);
+  if (await moveIfThere(join(staging, "executed.ipynb"), executed)) placed.executed = executed;
+  const html = await readIfThere(join(staging, "executed.html"));
+  if (html !== undefined) {
+    placed.html = join(dir, `${name}.html`);
+    await writeFileAtomic(placed.html, withPlotlyJs(html));
+  }
+  return placed;
+}
+
+/** The cell's first lines, then "..." when it has more. */
+function quotedSource(cell: NonNullable<DriverResult["cell"]>): string[] {
+  return cell.line_count > cell.first_lines.length ? [...cell.first_lines, "..."] : cell.first_lines;
+}
+
+/** The result of a failed run, from the driver's report. */
+function failedResult(path: string, seconds: number, driver: DriverResult, placed: Partial<NotebookResult>) {
+  const result: NotebookResult = { notebook: path, ok: false, seconds, ...placed, kind: driver.kind ?? "runner-error" };
+  if (driver.cell) {
+    result.failedCell = driver.cell.label;
+    result.failedSource = quotedSource(driver.cell);
+  }
+  result.error = driver.error ?? `HTML rendering failed: ${driver.html_error}`;
+  return result;
+}
+
+/**
+ * Executes one notebook (the file itself is left as it is). On success writes `<outDir>/<name>.ipynb`
+ * and `.html` and removes `<outDir>/failed/<name>.*` from an earlier failed run; on failure writes
+ * the partly executed notebook and its HTML to `<outDir>/failed/<name>.*` and removes
+ * `<outDir>/<name>.*` from an earlier run, so that no stale copy looks current.
+ */
+export async function executeNotebook(path: string, options: ExecuteOptions): Promise<NotebookResult> {
+  checkOptions(options);
+  const started = performance.now();
+  const name = basename(path, ".ipynb");
+  await Deno.mkdir(options.outDir, { recursive: true });
+  const staging = await Deno.makeTempDir({ dir: options.outDir, prefix: `.${name}.run-` });
+  try {
+    const driver = await runDriver(path, staging, options);
+    const seconds = (performance.now() - started) / 1000;
+    const ok = driver.ok && !driver.html_error;
+    const failedDir = join(options.outDir, "failed");
+    const placed = await placeOutputs(staging, ok ? options.outDir : failedDir, name);
+    const stale = ok ? failedDir : options.outDir;
+    await removeIfThere(join(stale, `${name}.ipynb`), join(stale, `${name}.html`));
+    if (!ok) return failedResult(path, seconds, driver, placed);
+    await Deno.remove(failedDir).catch(() => {}); // only goes when empty
+    return { notebook: path, ok, seconds, ...placed };
   } finally {
-    await Deno.remove(runCopy).catch(() => {});
+    await Deno.remove(staging, { recursive: true }).catch(() => {});
   }
-  const seconds = (performance.now() - started) / 1000;
-  if (!nbconvert.success) {
-    const stderr = new TextDecoder().decode(nbconvert.stderr);
-    const { cell, error } = locateFailedCell(JSON.stringify(prepared), stderr);
-    return { notebook: path, ok: false, seconds, failedCell: cell, error };
-  }
-  const executedJson = JSON.parse(await Deno.readTextFile(executed)) as NotebookJson;
-  executedJson.cells.forEach((cell, i) => cell.source = originals[i]);
-  await Deno.writeTextFile(executed, JSON.stringify(executedJson, null, 1));
-  const html = await new Deno.Command("jupyter", {
-    args: ["nbconvert", "--to", "html", "--output-dir", options.outDir, executed],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!html.success) {
-    const stderr = new TextDecoder().decode(html.stderr).trim().split("\n").slice(-3).join("\n");
-    return { notebook: path, ok: false, seconds, executed, error: `HTML rendering failed: ${stderr}` };
-  }
-  const htmlPath = join(options.outDir, `${name}.html`);
-  await Deno.writeTextFile(htmlPath, withPlotlyJs(await Deno.readTextFile(htmlPath)));
-  return { notebook: path, ok: true, seconds, executed, html: htmlPath };
+}
+
+/** `path` relative to `root` when it lies inside it, else as it is. */
+export function relativeToRoot(path: string, root = projectRoot): string {
+  const rel = relative(root, path);
+  return rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : path;
+}
+
+/** What `runNotebooks` logs for a failed notebook: where, the cell's first lines, the error, the partial copy. */
+export function failureReport(entryPath: string, result: NotebookResult, root = projectRoot): string {
+  const where = result.failedCell ? ` at ${result.failedCell}` : "";
+  const lines = [`FAILED ${entryPath}${where} (after ${result.seconds.toFixed(1)}s):`];
+  lines.push(...(result.failedSource ?? []).map((line) => `    ${line}`));
+  lines.push(result.error ?? "unknown error");
+  if (result.executed) lines.push(`partial notebook: ${relativeToRoot(result.executed, root)}`);
+  return lines.join("\n");
 }
 
 /** Executes notebooks in order, stopping at the first failure. */
@@ -161,6 +292,7 @@ export async function runNotebooks(
     outDir: string;
     env?: Record<string, string>;
     timeoutSeconds?: number;
+    kernel?: string;
     log?: (line: string) => void;
   },
 ): Promise<NotebookResult[]> {
@@ -173,14 +305,14 @@ export async function runNotebooks(
       outDir: join(options.outDir, dirname(entry.path).replace(/^notebooks\/?/, "")),
       env: options.env,
       timeoutSeconds: options.timeoutSeconds,
+      kernel: options.kernel,
     });
     results.push(result);
     if (!result.ok) {
-      const where = result.failedCell ? `cell ${result.failedCell}` : "an unknown cell";
-      log(`FAILED ${entry.path}, ${where} (after ${result.seconds.toFixed(1)}s):\n${result.error}`);
+      log(failureReport(entry.path, result, root));
       break;
     }
-    log(`  ok in ${result.seconds.toFixed(1)}s -> ${relative(root, result.html ?? "")}`);
+    log(`  ok in ${result.seconds.toFixed(1)}s -> ${relativeToRoot(result.html ?? "", root)}`);
   }
   return results;
 }
