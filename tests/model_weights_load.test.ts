@@ -5,7 +5,7 @@ import "@tensorflow/tfjs-backend-cpu";
 import { tf } from "../lib/tf.ts";
 import { projectRoot } from "../lib/paths.ts";
 import { saveCheckpoint } from "../lib/model/checkpoint.ts";
-import { loadSiameseRuCLIP, loadTowerWeights, mapCheckpointNames, parseHubId } from "../lib/model/load.ts";
+import { loadSiameseRuCLIP, loadTowerWeights, mapCheckpointNames } from "../lib/model/load.ts";
 import { tinyPreset } from "../lib/model/presets.ts";
 import { readSafetensorsFile, writeSafetensors } from "../lib/model/safetensors.ts";
 import type { ProductBatch, SiameseRuCLIP } from "../lib/model/siamese.ts";
@@ -156,16 +156,17 @@ describe("loadSiameseRuCLIP", () => {
 
   it("says what is wrong with a path that is neither a file, a folder nor a Hub id", async () => {
     await expect(loadSiameseRuCLIP({ preset: "tiny", weights: "./no/such/file.pt" })).rejects.toThrow(
-      /no\/such\/file\.pt: no such weights file or folder/,
+      /weights "\.\/no\/such\/file\.pt": no such file or folder \/.*\/no\/such\/file\.pt \(a Hub repository is written hf-hub:/,
     );
     await expect(loadSiameseRuCLIP({ preset: "tiny", weights: join(CHECKPOINT_FIXTURES, "legacy.pt") })).rejects
       .toThrow(/legacy\.pt: legacy/);
     const cacheDir = await Deno.makeTempDir();
-    await expect(loadSiameseRuCLIP({ preset: "tiny", weights: "someone/model", cacheDir, offline: true })).rejects
-      .toThrow(/someone\/model: not in the cache .* offline mode/);
+    await expect(loadSiameseRuCLIP({ preset: "tiny", weights: "hf-hub:someone/model", cacheDir, offline: true }))
+      .rejects.toThrow(/someone\/model: not in the cache .* offline mode/);
+    // A bare owner/name that is not on disk is a missing path, never a Hub request.
+    await expect(loadSiameseRuCLIP({ preset: "tiny", weights: "demo/best", cacheDir, offline: true })).rejects
+      .toThrow(/no such file or folder .*\/demo\/best .*write hf-hub:demo\/best/);
     await Deno.remove(cacheDir, { recursive: true });
-    expect(parseHubId("owner/name@v1.0")).toEqual({ repo: "owner/name", revision: "v1.0" });
-    expect(parseHubId("a/b/c.pt")).toBeNull();
   });
 
   it("downloads a Hub model repo into the cache, then loads it offline from the cache", async () => {
@@ -180,7 +181,7 @@ describe("loadSiameseRuCLIP", () => {
     try {
       const online = await loadSiameseRuCLIP({
         preset: "real",
-        weights: "indeepa/tiny-siamese",
+        weights: "hf-hub:indeepa/tiny-siamese",
         cacheDir,
         endpoint: hub.endpoint,
       });
@@ -197,7 +198,7 @@ describe("loadSiameseRuCLIP", () => {
     }
     const offline = await loadSiameseRuCLIP({
       preset: "real",
-      weights: "indeepa/tiny-siamese",
+      weights: "hf-hub:indeepa/tiny-siamese",
       cacheDir,
       offline: true,
     });

@@ -147,6 +147,8 @@ describe("loadSentenceEncoder errors", () => {
   });
 
   it("says a missing path-like folder is missing", async () => {
-    await expect(loadSentenceEncoder("./data/shipped/no-such-model")).rejects.toThrow(/model folder not found/);
+    await expect(loadSentenceEncoder("./data/shipped/no-such-model")).rejects.toThrow(
+      /sentence model ".*": no such file or folder \/.*\/data\/shipped\/no-such-model/,
+    );
   });
 });

@@ -3,7 +3,8 @@ import { expect } from "expect";
 import { join } from "node:path";
 // @ts-types="../lib/text/transformers_api.d.ts"
 import { env } from "@huggingface/transformers";
-import { loadTokenizer, type ProductTokenizer, resolveModelSource } from "../lib/text/tokenizer.ts";
+import { loadTokenizer, type ProductTokenizer } from "../lib/text/tokenizer.ts";
+import { resolveModelSource } from "../lib/hub/model_source.ts";
 import { projectRoot, shippedDir } from "../lib/paths.ts";
 
 interface ReferenceCase {
@@ -130,13 +131,14 @@ describe("loadTokenizer errors and sources", () => {
   });
 
   it("says a path-like folder is missing instead of trying the Hub", async () => {
-    await expect(loadTokenizer("./no/such/tokenizer-folder")).rejects.toThrow(/model folder not found/);
-    await expect(loadTokenizer("/no/such/folder")).rejects.toThrow(/model folder not found/);
+    await expect(loadTokenizer("./no/such/tokenizer-folder")).rejects.toThrow(/tokenizer ".*": no such file or folder/);
+    await expect(loadTokenizer("/no/such/folder")).rejects.toThrow(/no such file or folder \/no\/such\/folder/);
+    await expect(loadTokenizer("cointegrated/rubert-tiny")).rejects.toThrow(/write hf-hub:cointegrated\/rubert-tiny/);
   });
 
   it("tells local folders from Hub ids", async () => {
     expect(await resolveModelSource("data/shipped/tokenizer-demo")).toEqual({ kind: "local", path: demoFolder });
-    expect(await resolveModelSource("cointegrated/rubert-tiny")).toEqual({
+    expect(await resolveModelSource("hf-hub:cointegrated/rubert-tiny")).toEqual({
       kind: "hub",
       id: "cointegrated/rubert-tiny",
     });

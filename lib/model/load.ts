@@ -7,7 +7,8 @@
  *                                  or a folder with one .pt/.bin/.pth file
  *   a file                         .safetensors, model.safetensors.index.json, or a torch.save zip
  *                                  (.pt/.bin/.pth; told apart by content, not by extension)
- *   "owner/name[@revision]"        a Hub model repo, downloaded into `cacheDir` (default data/models)
+ *   "hf-hub:owner/name[@revision]" a Hub model repo, downloaded into `cacheDir` (default data/models);
+ *                                  relative paths resolve from the project root (lib/hub/model_source.ts)
  *
  * Checkpoint names are mapped to model names by the prefix rules in {@link mapCheckpointNames}:
  * DataParallel's "module." is stripped; a RuCLIP-tiny checkpoint (`cc12m_rubert_tiny_ep_1.pt`:
@@ -18,6 +19,7 @@ import { basename, extname, join } from "node:path";
 import { exists } from "../fs.ts";
 import { dataDir } from "../paths.ts";
 import { downloadRepoFiles } from "../hub/download.ts";
+import { resolveModelSource } from "../hub/model_source.ts";
 import { loadCheckpoint } from "./checkpoint.ts";
 import { presetByName, type PresetName, type SiameseRuCLIPConfig } from "./presets.ts";
 import { readSafetensors, readSafetensorsIndex } from "./safetensors.ts";
@@ -190,13 +192,6 @@ async function readWeightsFolder(dir: string): Promise<ReadWeights> {
   );
 }
 
-/** "owner/name" or "owner/name@revision" -> parts; null when `text` is not a Hub id. */
-export function parseHubId(text: string): { repo: string; revision?: string } | null {
-  const match = /^([A-Za-z0-9][\w.-]*\/[\w.-]+)(?:@([\w./-]+))?$/.exec(text);
-  if (!match || text.includes("..")) return null;
-  return { repo: match[1], revision: match[2] };
-}
-
 /** Downloads (or finds in the cache) a Hub model repo's weights; returns the local folder or file. */
 async function fetchFromHub(
   hubId: { repo: string; revision?: string },
@@ -301,16 +296,11 @@ export async function loadSiameseRuCLIP(options: LoadSiameseOptions): Promise<Lo
     };
     return { model, report: { ...base, summary: summarizeLoad(base, 0) } };
   }
-  let path = options.weights;
-  let hubPrefix = "";
-  if (!(await exists(path))) {
-    const hubId = parseHubId(path);
-    if (!hubId || path.startsWith(".") || path.startsWith("/")) {
-      throw new Error(`${path}: no such weights file or folder (and not a Hub id of the form owner/name[@revision])`);
-    }
-    path = await fetchFromHub(hubId, options);
-    hubPrefix = `hub:${options.weights} `;
-  }
+  const source = await resolveModelSource(options.weights, "weights");
+  const path = source.kind === "local"
+    ? source.path
+    : await fetchFromHub({ repo: source.id, revision: source.revision }, options);
+  const hubPrefix = source.kind === "hub" ? `hub:${source.id} ` : "";
   const read = await readWeights(path);
   const config = isSiameseConfig(read.config) ? read.config : presetConfig;
   const configSource = isSiameseConfig(read.config) ? `${read.source}: config.json` : presetLabel;

@@ -14,16 +14,11 @@ import { AutoModel, type PreTrainedModel, Tensor } from "@huggingface/transforme
 import { join } from "node:path";
 import { exists } from "../fs.ts";
 import { shippedDir } from "../paths.ts";
-import {
-  loadTokenizer,
-  type ModelSource,
-  pretrainedLoadOptions,
-  type ProductTokenizer,
-  resolveModelSource,
-} from "./tokenizer.ts";
+import { loadTokenizer, pretrainedLoadOptions, type ProductTokenizer } from "./tokenizer.ts";
+import { formatModelSource, type ModelSource, resolveModelSource } from "../hub/model_source.ts";
 
 /** Multilingual (Russian included) sentence model with ONNX weights on the Hub, for real data. */
-export const DEFAULT_SENTENCE_MODEL = "Xenova/paraphrase-multilingual-MiniLM-L12-v2";
+export const DEFAULT_SENTENCE_MODEL = "hf-hub:Xenova/paraphrase-multilingual-MiniLM-L12-v2";
 
 /** sentence-transformers' max_seq_length for DEFAULT_SENTENCE_MODEL. */
 export const DEFAULT_SENTENCE_MAX_LENGTH = 128;
@@ -183,10 +178,10 @@ export async function loadSentenceEncoder(
   if (!(dtype in ONNX_FILE_SUFFIX)) {
     throw new Error(`dtype "${dtype}" is not one of ${Object.keys(ONNX_FILE_SUFFIX).join(", ")}`);
   }
-  const source: ModelSource = await resolveModelSource(modelIdOrPath);
+  const source: ModelSource = await resolveModelSource(modelIdOrPath, "sentence model");
   const where = source.kind === "local" ? source.path : source.id;
   if (source.kind === "local") await checkModelFolder(source.path, dtype);
-  const tokenizer = await loadTokenizer(where);
+  const tokenizer = await loadTokenizer(formatModelSource(source));
   let model: PreTrainedModel;
   try {
     model = await AutoModel.from_pretrained(where, {

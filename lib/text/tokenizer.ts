@@ -7,20 +7,19 @@
  */
 // @ts-types="./transformers_api.d.ts"
 import { AutoTokenizer, env, type PreTrainedTokenizer } from "@huggingface/transformers";
-import { isAbsolute, join, resolve } from "node:path";
+import { join } from "node:path";
 import { exists } from "../fs.ts";
-import { dataDir, projectRoot } from "../paths.ts";
+import { dataDir } from "../paths.ts";
+import { type ModelSource, resolveModelSource } from "../hub/model_source.ts";
 
 /** Token budget of the reference model's text towers. */
 export const DEFAULT_MAX_LENGTH = 77;
-
-/** Where a model or tokenizer comes from: a folder on disk, or a Hugging Face Hub repository. */
-export type ModelSource = { kind: "local"; path: string } | { kind: "hub"; id: string };
 
 /** Options passed to transformers' `from_pretrained` for a given source. */
 export interface PretrainedLoadOptions {
   local_files_only: boolean;
   cache_dir?: string;
+  revision?: string;
 }
 
 /** A batch of encoded texts, row-major `[batch, length]`. */
@@ -59,37 +58,6 @@ export interface ProductTokenizer {
   encode(texts: string[], options?: EncodeOptions): EncodedBatch;
 }
 
-const HUB_ID = /^[A-Za-z0-9][\w.-]*(\/[\w.-]+)?$/;
-
-/**
- * Decides whether `pathOrHubId` is a local folder or a Hub id. An existing path (absolute, or
- * relative to the working directory or the project root) is local; a string shaped like
- * `owner/name` that is not on disk is a Hub id; anything else is a missing folder (an error).
- */
-export async function resolveModelSource(pathOrHubId: string): Promise<ModelSource> {
-  const candidates = isAbsolute(pathOrHubId)
-    ? [pathOrHubId]
-    : [resolve(pathOrHubId), resolve(projectRoot, pathOrHubId)];
-  for (const candidate of candidates) {
-    if (await exists(candidate)) {
-      const info = await Deno.stat(candidate);
-      if (!info.isDirectory) {
-        throw new Error(`model path ${candidate} is a file; give the folder that holds tokenizer.json`);
-      }
-      return { kind: "local", path: candidate };
-    }
-  }
-  const looksLikePath = isAbsolute(pathOrHubId) || pathOrHubId.startsWith(".") ||
-    pathOrHubId.split("/").length > 2;
-  if (!looksLikePath && HUB_ID.test(pathOrHubId) && !pathOrHubId.includes("..")) {
-    return { kind: "hub", id: pathOrHubId };
-  }
-  throw new Error(
-    `model folder not found: ${pathOrHubId} (looked at ${candidates.join(", ")}); ` +
-      `give an existing folder or a Hub id like "owner/name"`,
-  );
-}
-
 /**
  * The `from_pretrained` options for a source. A local folder is read with `local_files_only`, so
  * nothing touches the network. A Hub id downloads through transformers' own hub client into
@@ -97,10 +65,11 @@ export async function resolveModelSource(pathOrHubId: string): Promise<ModelSour
  */
 export function pretrainedLoadOptions(source: ModelSource): PretrainedLoadOptions {
   if (source.kind === "local") return { local_files_only: true };
+  const revision = source.revision ? { revision: source.revision } : {};
   const endpoint = Deno.env.get("HF_ENDPOINT");
   if (endpoint) env.remoteHost = endpoint.endsWith("/") ? endpoint : `${endpoint}/`;
   const offline = ["1", "true", "yes"].includes((Deno.env.get("HF_HUB_OFFLINE") ?? "").toLowerCase());
-  return { local_files_only: offline, cache_dir: join(dataDir(), "models") };
+  return { local_files_only: offline, cache_dir: join(dataDir(), "models"), ...revision };
 }
 
 /** Checks that a local folder holds the files a transformers tokenizer needs. */
@@ -175,7 +144,7 @@ export function wrapTokenizer(tokenizer: PreTrainedTokenizer, source: string): P
  * A local folder never touches the network.
  */
 export async function loadTokenizer(pathOrHubId: string): Promise<ProductTokenizer> {
-  const source = await resolveModelSource(pathOrHubId);
+  const source = await resolveModelSource(pathOrHubId, "tokenizer");
   if (source.kind === "local") await checkTokenizerFolder(source.path);
   const where = source.kind === "local" ? source.path : source.id;
   try {

@@ -24,7 +24,9 @@ import { shippedDir } from "../paths.ts";
 import type { ProductRecord } from "./product_inputs.ts";
 
 /** Presets the notebooks accept. */
-export type SuiteModelPreset = PresetName | "demo";
+/** The model presets of the suite: `demo` (small towers, shipped tokenizer), `real` (RuCLIP-tiny sizes), `tiny` (tests). */
+export const SUITE_MODEL_PRESETS = ["demo", "real", "tiny"] as const satisfies readonly (PresetName | "demo")[];
+export type SuiteModelPreset = typeof SUITE_MODEL_PRESETS[number];
 
 /**
  * The demo's starting text towers (HF BertModel layout; name-description pretraining on another seed's
@@ -39,7 +41,7 @@ export const DEMO_IMAGE_TOWER: string = join(shippedDir, "convnext-demo");
 export const DEFAULT_TOKENIZERS: Record<SuiteModelPreset, string> = {
   tiny: join(shippedDir, "tokenizer-demo"),
   demo: join(shippedDir, "tokenizer-demo"),
-  real: "cointegrated/rubert-tiny",
+  real: "hf-hub:cointegrated/rubert-tiny",
 };
 
 /** The `demo` preset: the tiny image tower, text towers sized as the text tower's config.json says. */
