@@ -5,6 +5,7 @@ import {
   collectResults,
   type NotebookResult,
   saveNotebookResult,
+  summaryRows,
   TESTING_NOTEBOOKS,
   writeReport,
 } from "../lib/eval/report.ts";
@@ -87,6 +88,68 @@ describe("evaluation report", () => {
       await expect(saveNotebookResult({ ...renderedResult(), notebook: "../x" }, root)).rejects.toThrow(
         /plain file name/,
       );
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  });
+});
+
+/** A top-k retrieval result run with `TOP_K` = k on `split`. */
+function topKResult(k: number, split: string): NotebookResult {
+  return {
+    notebook: TESTING_NOTEBOOKS[2].notebook,
+    title: TESTING_NOTEBOOKS[2].title,
+    dataset: "demo_geo",
+    split,
+    created: "2024-01-01T00:00:00.000Z",
+    params: { TOP_K: k },
+    headline: {
+      "SiameseRuCLIP": {
+        [`recall@${k}`]: 0.625,
+        [`mrr@${k}`]: 0.5,
+        [`map@${k}`]: 0.4375,
+        [`filtered_recall@${k}`]: 0.75,
+        approximate_recall: 1,
+      },
+      "SBERT zero-shot": { [`recall@${k}`]: 0.375, [`mrr@${k}`]: 0.25, [`map@${k}`]: 0.1875 },
+    },
+    tables: [],
+    figures: [],
+    notes: [],
+  };
+}
+
+describe("report numbers come from the run", () => {
+  it("summarises top-k notebooks at the run's TOP_K, not a fixed k", () => {
+    const rows = summaryRows([topKResult(5, "test")]);
+    expect(rows[0]).toEqual({
+      model: "SiameseRuCLIP",
+      "source: recall@5": 0.625,
+      "source: mrr@5": 0.5,
+      "source: map@5": 0.4375,
+      "source: filtered_recall@5": 0.75,
+      "source: approximate_recall": 1,
+    });
+    expect(rows[1]["source: recall@5"]).toBe(0.375);
+    expect(Object.keys(rows[0]).some((key) => key.includes("@10"))).toBe(false);
+    // Without a TOP_K parameter the cut-off is read off the headline keys.
+    const noParam = { ...topKResult(3, "test"), params: {} };
+    expect(summaryRows([noParam])[0]["source: recall@3"]).toBe(0.625);
+  });
+
+  it("states the split, dataset and counts of the results it is given", async () => {
+    const root = await Deno.makeTempDir();
+    try {
+      await saveNotebookResult(topKResult(5, "holdout"), root);
+      const html = await Deno.readTextFile((await writeReport(root)).html);
+      expect(html).not.toContain("test split");
+      expect(html).toContain("split holdout");
+      expect(html).toContain("2 model(s), all on the holdout split of demo_geo");
+      expect(html).toContain(
+        `1 notebook result(s) found,\n${TESTING_NOTEBOOKS.length - 1} of the ${TESTING_NOTEBOOKS.length}`,
+      );
+      expect(html).toContain("<th>source: recall@5</th>");
+      expect(html).toContain("0.6250");
     } finally {
       await Deno.remove(root, { recursive: true });
     }

@@ -46,7 +46,10 @@ export const TESTING_NOTEBOOKS: readonly { notebook: string; title: string }[] =
   },
 ];
 
-/** The few numbers per notebook shown in the report's summary table (the rest stay in each section). */
+/**
+ * The few numbers per notebook shown in the report's summary table (the rest stay in each section).
+ * `{k}` stands for the notebook's top-k cut-off (`topKOf`), so the summary follows the run's `TOP_K`.
+ */
 export const SUMMARY_METRICS: Readonly<Record<string, readonly string[]>> = {
   "contrastive_test_embs_from-pairwise-rendered": [
     "test_f1",
@@ -56,12 +59,43 @@ export const SUMMARY_METRICS: Readonly<Record<string, readonly string[]>> = {
     "test_roc_auc",
   ],
   "contrastive_test_embs_from-pairwise-queries": ["precision", "tpr", "mrr", "map", "recall@10", "filtered_map"],
-  "contrastive_test_embs_from-source": ["recall@10", "mrr@10", "map@10", "filtered_recall@10", "approximate_recall"],
-  "contrastive_test_embs_from-source_ruclip-only": ["recall@10", "mrr@10", "map@10"],
+  "contrastive_test_embs_from-source": [
+    "recall@{k}",
+    "mrr@{k}",
+    "map@{k}",
+    "filtered_recall@{k}",
+    "approximate_recall",
+  ],
+  "contrastive_test_embs_from-source_ruclip-only": ["recall@{k}", "mrr@{k}", "map@{k}"],
 };
 
 /**
- * The summary table: one row per model, the `SUMMARY_METRICS` of every notebook found as
+ * The top-k cut-off a notebook ran with: its `TOP_K` parameter, else the largest k of a `recall@k`
+ * headline number, else undefined.
+ */
+export function topKOf(result: Pick<NotebookResult, "params" | "headline">): number | undefined {
+  const param = result.params?.TOP_K;
+  if (typeof param === "number" && Number.isInteger(param) && param > 0) return param;
+  const ks = Object.values(result.headline).flatMap((metrics) =>
+    Object.keys(metrics ?? {}).flatMap((key) => {
+      const match = /^recall@(\d+)$/.exec(key);
+      return match ? [Number(match[1])] : [];
+    })
+  );
+  return ks.length ? Math.max(...ks) : undefined;
+}
+
+/** A notebook's `SUMMARY_METRICS` with `{k}` resolved; keys whose k is unknown are left out. */
+export function summaryMetricKeys(result: Pick<NotebookResult, "notebook" | "params" | "headline">): string[] {
+  const k = topKOf(result);
+  return (SUMMARY_METRICS[result.notebook] ?? []).flatMap((key) => {
+    if (!key.includes("{k}")) return [key];
+    return k === undefined ? [] : [key.replaceAll("{k}", String(k))];
+  });
+}
+
+/**
+ * The summary table: one row per model, the `summaryMetricKeys` of every notebook found as
  * `<short notebook name>: <metric>` columns.
  */
 export function summaryRows(found: readonly NotebookResult[]): Record<string, unknown>[] {
@@ -70,12 +104,32 @@ export function summaryRows(found: readonly NotebookResult[]): Record<string, un
     const row: Record<string, unknown> = { model };
     for (const result of found) {
       const short = result.notebook.replace(/^contrastive_test_embs_from-/, "");
-      for (const key of SUMMARY_METRICS[result.notebook] ?? []) {
+      for (const key of summaryMetricKeys(result)) {
         row[`${short}: ${key}`] = result.headline[model]?.[key] ?? null;
       }
     }
     return row;
   });
+}
+
+/** "a", "a and b", "a, b and c". */
+function listText(items: readonly string[]): string {
+  return items.length <= 1 ? items.join("") : `${items.slice(0, -1).join(", ")} and ${items[items.length - 1]}`;
+}
+
+/** What the summary table covers, from the results themselves: notebooks, datasets, splits, models. */
+export function summaryCaption(found: readonly NotebookResult[]): string {
+  const datasets = [...new Set(found.map((r) => r.dataset))];
+  const splits = [...new Set(found.map((r) => r.split))];
+  const models = new Set(found.flatMap((r) => Object.keys(r.headline)));
+  return `Headline numbers of ${found.length} notebook(s), ${models.size} model(s); ` +
+    `dataset ${listText(datasets)}, ${splits.length === 1 ? "split" : "splits"} ${listText(splits)}`;
+}
+
+/** The caption of a notebook's headline table: its split and how many models it compares. */
+export function headlineCaption(result: NotebookResult): string {
+  const models = Object.keys(result.headline).length;
+  return `Headline metrics: ${models} model(s), all on the ${result.split} split of ${result.dataset}`;
 }
 
 /** `reports/results/`. */
@@ -212,7 +266,7 @@ export function reportHtml(collected: CollectedResults, created = new Date().toI
 <p class="note">notebook <code>${escapeHtml(r.notebook)}</code> · dataset <b>${escapeHtml(r.dataset)}</b> · split <b>${
       escapeHtml(r.split)
     }</b> · run ${escapeHtml(r.created)}</p>
-<div class="scroll">${htmlTable(headlineRows(r), "Headline metrics (same split, same metrics for every model)")}</div>
+<div class="scroll">${htmlTable(headlineRows(r), headlineCaption(r))}</div>
 ${r.notes.map((n) => `<p class="note">${escapeHtml(n)}</p>`).join("\n")}
 ${r.tables.map((t) => `<div class="scroll">${htmlTable(t.rows, t.title)}</div>`).join("\n")}
 ${figures}
@@ -233,13 +287,14 @@ ${figures}
   return `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>SiameseRuCLIP evaluation report</title>
 <style>${STYLE}</style>${anyFigure ? `<script type="text/javascript">${plotlyJs()}</script>` : ""}</head><body>
 <h1>SiameseRuCLIP evaluation report</h1>
-<p class="note">Built ${escapeHtml(created)} from reports/results/. Scores are -distance; thresholds are chosen on the
-validation split and applied unchanged to the test split. Every number here is also in metrics.json.</p>
+<p class="note">Built ${escapeHtml(created)} from reports/results/: ${collected.found.length} notebook result(s) found,
+${collected.missing.length} of the ${TESTING_NOTEBOOKS.length} testing notebooks missing. Scores are -distance; where a notebook uses a threshold, it is chosen on validation pairs and
+applied unchanged to the evaluated split (named in each section). Every number here is also in metrics.json.</p>
 <ul>${contents}</ul>
 ${
     collected.found.length
       ? `<h2>Summary</h2><div class="scroll">${
-        htmlTable(summaryRows(collected.found), "Headline numbers of every notebook, test split")
+        htmlTable(summaryRows(collected.found), summaryCaption(collected.found))
       }</div>`
       : ""
   }
