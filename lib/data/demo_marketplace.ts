@@ -6,7 +6,7 @@
  */
 import pl from "nodejs-polars";
 import pLimit from "p-limit";
-import { join } from "node:path";
+import { isAbsolute, join, relative, sep as SEPARATOR } from "node:path";
 import { pathToFileURL } from "node:url";
 import { writeFileAtomic } from "../fs.ts";
 import { dataDir } from "../paths.ts";
@@ -17,7 +17,7 @@ import { datasetLayout, DEMO_DATASET } from "./layout.ts";
 import { SeededRandom } from "./random.ts";
 import type { Cell } from "./source_table.ts";
 import { writeXlsx } from "./source_table.ts";
-import type { ProgressSink } from "./download.ts";
+import { finishProgress, type ProgressSink } from "./download.ts";
 
 /** File names of the demo's two exports. */
 export const DEMO_CRAWLER_FILE = "crawler_export.xlsx";
@@ -38,8 +38,13 @@ export interface DemoMarketplaceOptions {
   /** Root under which `tables_<dataset>` goes, default `dataDir()`. */
   outDir?: string;
   dataset?: string;
-  /** Base URL written into CoverImage; default the file:// URL of the source_images folder. */
+  /**
+   * Base URL written into CoverImage; default the source_images folder as a path relative to the
+   * data folder (so the data folder can move), or its file:// URL when it lies outside the data folder.
+   */
   imageBaseUrl?: string;
+  /** The data folder that CoverImage paths are relative to (default `dataDir()`). */
+  dataRoot?: string;
   /** Images left missing and images written corrupt (each), default 0.2% of listings, at least 1. */
   brokenImages?: number;
   progress?: ProgressSink;
@@ -141,6 +146,45 @@ function crawlerRow(
   };
 }
 
+/**
+ * Renders each listing's JPEG into `dir` (4 at a time), except the `missing` ones, and cuts the
+ * `corrupt` ones short; ticks `progress` once per listing and finishes it, also when a write fails.
+ */
+async function renderImages(
+  listings: readonly DemoListing[],
+  dir: string,
+  options: {
+    products: ReadonlyMap<string, DemoProduct>;
+    missing: ReadonlySet<string>;
+    corrupt: ReadonlySet<string>;
+    progress?: ProgressSink;
+  },
+): Promise<void> {
+  const limit = pLimit(4);
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+    await Promise.all(listings.map((listing) =>
+      limit(async () => {
+        if (!options.missing.has(listing.imageId)) {
+          const jpeg = await renderListingImage(options.products.get(listing.productId)!, {
+            seed: listing.imageSeed,
+            seller: listing.seller,
+          });
+          await writeFileAtomic(
+            join(dir, `${listing.imageId}.jpg`),
+            options.corrupt.has(listing.imageId) ? jpeg.slice(0, Math.floor(jpeg.length / 3)) : jpeg,
+          );
+        }
+        await options.progress?.tick(1);
+      })
+    ));
+  } catch (error) {
+    await finishProgress(options.progress, error);
+    throw error;
+  }
+  await finishProgress(options.progress);
+}
+
 /** Generates the catalogue and writes the demo marketplace files. */
 export async function generateDemoMarketplace(options: DemoMarketplaceOptions = {}): Promise<DemoMarketplaceSummary> {
   const started = performance.now();
@@ -152,7 +196,9 @@ export async function generateDemoMarketplace(options: DemoMarketplaceOptions = 
     queries: options.queries,
   });
   const products = new Map(catalog.products.map((p) => [p.productId, p]));
-  const baseUrl = options.imageBaseUrl ?? pathToFileURL(layout.sourceImagesDir + "/").href;
+  const fromData = relative(options.dataRoot ?? dataDir(), layout.sourceImagesDir).split(SEPARATOR).join("/");
+  const insideData = fromData !== "" && !fromData.startsWith("..") && !isAbsolute(fromData);
+  const baseUrl = options.imageBaseUrl ?? (insideData ? fromData : pathToFileURL(layout.sourceImagesDir + "/").href);
   const random = new SeededRandom(catalog.seed).fork("tables");
 
   // A few broken images, never the query seller's own.
@@ -162,25 +208,12 @@ export async function generateDemoMarketplace(options: DemoMarketplaceOptions = 
   const missing = new Set(broken.slice(0, brokenCount));
   const corrupt = new Set(broken.slice(brokenCount));
 
-  await Deno.mkdir(layout.sourceImagesDir, { recursive: true });
-  const limit = pLimit(4);
-  await Promise.all(catalog.listings.map((listing) =>
-    limit(async () => {
-      const name = `${listing.imageId}.jpg`;
-      if (!missing.has(listing.imageId)) {
-        const jpeg = await renderListingImage(products.get(listing.productId)!, {
-          seed: listing.imageSeed,
-          seller: listing.seller,
-        });
-        await writeFileAtomic(
-          join(layout.sourceImagesDir, name),
-          corrupt.has(listing.imageId) ? jpeg.slice(0, Math.floor(jpeg.length / 3)) : jpeg,
-        );
-      }
-      options.progress?.tick(1);
-    })
-  ));
-  options.progress?.done();
+  await renderImages(catalog.listings, layout.sourceImagesDir, {
+    products,
+    missing,
+    corrupt,
+    progress: options.progress,
+  });
 
   const crawlerRows = catalog.listings.map((l) =>
     crawlerRow(l, products.get(l.productId)!, imageUrl(baseUrl, `${l.imageId}.jpg`), random)

@@ -6,9 +6,30 @@
  */
 import pLimit from "p-limit";
 import sharp from "sharp";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { isAbsolute, join, normalize } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { writeFileAtomic } from "../fs.ts";
+import { dataDir, shownPath } from "../paths.ts";
+
+/**
+ * An image reference as an export holds it: an http(s) or file URL, or a path without a URL scheme,
+ * relative to the data folder (the demo's exports use these, so a data folder can be moved or
+ * uploaded with its images). Returns the URL to fetch, or null for a reference that is neither
+ * (or that leaves the data folder).
+ */
+export function resolveImageReference(reference: string, dataRoot: string = dataDir()): URL | null {
+  const text = reference.trim();
+  if (/^[a-z][a-z0-9+.-]*:/i.test(text)) {
+    try {
+      return new URL(text);
+    } catch {
+      return null;
+    }
+  }
+  const relativePath = normalize(text);
+  if (text === "" || isAbsolute(relativePath) || relativePath.split(/[\\/]/)[0] === "..") return null;
+  return pathToFileURL(join(dataRoot, relativePath));
+}
 
 /** One image to fetch. */
 export interface ImageJob {
@@ -31,10 +52,22 @@ export interface ImageResult {
   error: string;
 }
 
-/** Anything with the Progress API (lib/notebook/progress.ts). */
+/**
+ * Anything with the Progress API (lib/notebook/progress.ts). What `tick`, `done` and `stop` return
+ * is awaited (a Progress returns a promise that settles once the bar was drawn); `stop` is called
+ * instead of `done` when the work fails, when the sink has it.
+ */
 export interface ProgressSink {
-  tick(n?: number, metrics?: Record<string, number | string>): void;
-  done(): void;
+  tick(n?: number, metrics?: Record<string, number | string>): unknown;
+  done(): unknown;
+  stop?(reason: unknown): unknown;
+}
+
+/** Ends `sink` as `done()` when `error` is undefined, else `stop(error)` (or `done()` when it has no stop). */
+export async function finishProgress(sink: ProgressSink | undefined, error?: unknown): Promise<void> {
+  if (!sink) return;
+  if (error !== undefined && sink.stop) await sink.stop(error);
+  else await sink.done();
 }
 
 /** Download options. */
@@ -51,6 +84,8 @@ export interface DownloadOptions {
   backoffMs?: number;
   /** Re-download even when a valid file exists (default false: resume). */
   force?: boolean;
+  /** The data folder that scheme-less image references are relative to (default `dataDir()`). */
+  dataRoot?: string;
   /** Progress bar to tick once per image. */
   progress?: ProgressSink;
 }
@@ -65,18 +100,16 @@ export async function validateImage(bytes: Uint8Array): Promise<{ width: number;
   return { width: info.width, height: info.height };
 }
 
-async function fetchOnce(url: string, timeoutMs: number): Promise<Uint8Array> {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new PermanentError(`not a URL: ${url}`);
-  }
+async function fetchOnce(url: string, timeoutMs: number, dataRoot?: string): Promise<Uint8Array> {
+  const parsed = resolveImageReference(url, dataRoot);
+  if (!parsed) throw new PermanentError(`not a URL nor a path inside the data folder: ${url}`);
   if (parsed.protocol === "file:") {
     try {
       return await Deno.readFile(fileURLToPath(parsed));
     } catch (error) {
-      throw new PermanentError(`cannot read ${parsed.pathname}: ${(error as Error).message}`);
+      throw new PermanentError(
+        `cannot read ${shownPath(fileURLToPath(parsed))}: ${(error as Error).message.split(":")[0]}`,
+      );
     }
   }
   if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
@@ -145,14 +178,15 @@ export async function downloadImage(job: ImageJob, options: DownloadOptions): Pr
   for (let attempt = 0; attempt <= retries; attempt++) {
     result.attempts = attempt + 1;
     try {
-      const bytes = await fetchOnce(job.url, timeoutMs);
+      const bytes = await fetchOnce(job.url, timeoutMs, options.dataRoot);
       let size: { width: number; height: number };
       try {
         size = await validateImage(bytes);
       } catch (error) {
         // A corrupt file on a file:// host will not change; over http a cut-off body might.
         const message = `not a valid image (${bytes.length} bytes): ${(error as Error).message}`;
-        throw job.url.startsWith("file:") ? new PermanentError(message) : new Error(message);
+        const local = resolveImageReference(job.url, options.dataRoot)?.protocol === "file:";
+        throw local ? new PermanentError(message) : new Error(message);
       }
       await writeFileAtomic(target, bytes);
       return {
@@ -174,17 +208,22 @@ export async function downloadImage(job: ImageJob, options: DownloadOptions): Pr
 
 /** Downloads all images with bounded concurrency; returns one result per job, in job order. */
 export async function downloadImages(jobs: readonly ImageJob[], options: DownloadOptions): Promise<ImageResult[]> {
-  await Deno.mkdir(options.imagesDir, { recursive: true });
   const limit = pLimit(Math.max(1, options.concurrency ?? 8));
   let failed = 0;
-  const results = await Promise.all(jobs.map((job) =>
-    limit(async () => {
-      const result = await downloadImage(job, options);
-      if (result.status === "failed") failed++;
-      options.progress?.tick(1, { failed });
-      return result;
-    })
-  ));
-  options.progress?.done();
-  return results;
+  try {
+    await Deno.mkdir(options.imagesDir, { recursive: true });
+    const results = await Promise.all(jobs.map((job) =>
+      limit(async () => {
+        const result = await downloadImage(job, options);
+        if (result.status === "failed") failed++;
+        await options.progress?.tick(1, { failed });
+        return result;
+      })
+    ));
+    await finishProgress(options.progress);
+    return results;
+  } catch (error) {
+    await finishProgress(options.progress, error);
+    throw error;
+  }
 }

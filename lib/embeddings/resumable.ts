@@ -54,7 +54,7 @@ export async function encodeResumable(options: ResumableOptions): Promise<Resuma
     unit: "products",
     silent: options.progress === false,
   });
-  bar.tick(done);
+  await bar.tick(done);
   const save = () =>
     writeFileAtomic(
       options.partialPath,
@@ -64,18 +64,19 @@ export async function encodeResumable(options: ResumableOptions): Promise<Resuma
       ),
     );
   let batches = 0;
-  while (done < count) {
-    const end = Math.min(count, done + batchSize);
-    const values = await options.encode(done, end);
-    if (values.length !== (end - done) * dim) {
-      throw new Error(`encoder returned ${values.length} values for rows ${done}..${end} of dim ${dim}`);
+  await bar.run(async () => {
+    while (done < count) {
+      const end = Math.min(count, done + batchSize);
+      const values = await options.encode(done, end);
+      if (values.length !== (end - done) * dim) {
+        throw new Error(`encoder returned ${values.length} values for rows ${done}..${end} of dim ${dim}`);
+      }
+      vectors.set(values, done * dim);
+      await bar.tick(end - done);
+      done = end;
+      if (++batches % saveEvery === 0 && done < count) await save();
     }
-    vectors.set(values, done * dim);
-    bar.tick(end - done);
-    done = end;
-    if (++batches % saveEvery === 0 && done < count) await save();
-  }
-  bar.done();
+  });
   await Deno.remove(options.partialPath).catch(() => {});
   return { vectors, resumedRows };
 }

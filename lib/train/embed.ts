@@ -27,14 +27,18 @@ async function encodeRows(
     unit: "products",
     silent: options.progress === false,
   });
-  for (let start = 0; start < rows.length; start += batchSize) {
-    const batchRows = rows.slice(start, start + batchSize) as number[];
-    const encoded = await encodeBatch(batchRows);
-    out.set((await encoded.data()) as Float32Array, start * width);
-    encoded.dispose();
-    bar.tick(batchRows.length);
-  }
-  bar.done();
+  await bar.run(async () => {
+    for (let start = 0; start < rows.length; start += batchSize) {
+      const batchRows = rows.slice(start, start + batchSize) as number[];
+      const encoded = await encodeBatch(batchRows);
+      try {
+        out.set((await encoded.data()) as Float32Array, start * width);
+      } finally {
+        encoded.dispose();
+      }
+      await bar.tick(batchRows.length);
+    }
+  });
   return out;
 }
 

@@ -105,6 +105,7 @@ export class ProductInputs {
       unit: "images",
       silent: options.progress === false,
     });
+    // The workers never throw (an unreadable image becomes an issue): the bar ends with done().
     await Promise.all(products.map((product, i) =>
       limit(async () => {
         if (!product.imagePath) {
@@ -123,10 +124,10 @@ export class ProductInputs {
             });
           }
         }
-        bar.tick();
+        await bar.tick();
       })
     ));
-    bar.done();
+    await bar.done();
     const names = options.tokenizer.encode(products.map((p) => p.name ?? ""), { maxLength: maxTokens });
     const descriptions = options.tokenizer.encode(products.map((p) => p.description ?? ""), { maxLength: maxTokens });
     issues.sort((a, b) => a.sku.localeCompare(b.sku));

@@ -34,7 +34,17 @@ import { type PlateauState, ReduceLROnPlateau } from "./plateau.ts";
 import { disposeProductBatch, type ProductInputs } from "./product_inputs.ts";
 import { computeEmbeddings, imageColumns, pairDistances } from "./embed.ts";
 
-export type TrainingMode = "full" | "text" | "head";
+/** What training updates: `head` (towers frozen, cached features), `text` (image tower frozen) or `full`. */
+export const TRAINING_MODES = ["head", "text", "full"] as const;
+export type TrainingMode = typeof TRAINING_MODES[number];
+
+/** The training losses: the reference's contrastive loss, or its online (in-batch hard pairs) variant. */
+export const TRAINING_LOSSES = ["contrastive", "online-contrastive"] as const;
+export type TrainingLoss = typeof TRAINING_LOSSES[number];
+
+/** Validation metrics that can pick the best checkpoint. */
+export const BEST_METRICS = ["f1", "auc", "loss"] as const;
+export type BestMetric = typeof BEST_METRICS[number];
 
 export interface TrainingConfig {
   mode: TrainingMode;
@@ -44,14 +54,14 @@ export interface TrainingConfig {
   weightDecay: number;
   /** Contrastive margin on the Euclidean distance. */
   margin: number;
-  loss: "contrastive" | "online-contrastive";
+  loss: TrainingLoss;
   plateauFactor: number;
   plateauPatience: number;
   /** Maximum global gradient norm; 0 turns clipping off. */
   gradientClip: number;
   seed: number;
   /** Validation metric that picks the best checkpoint. */
-  bestMetric: "f1" | "auc" | "loss";
+  bestMetric: BestMetric;
 }
 
 export const DEFAULT_TRAINING_CONFIG: TrainingConfig = {
@@ -290,13 +300,15 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
     ? tf.tensor2d(imageFeatures, [inputs.size, model.imageDim])
     : undefined;
   const lossFunction = config.loss === "online-contrastive" ? onlineContrastiveLoss : contrastiveLoss;
+  // The running epoch's bar: a failure anywhere in the epoch leaves it showing where and why it stopped.
+  let bar: Progress | undefined;
   try {
     for (let epoch = startEpoch + 1; epoch <= config.epochs; epoch++) {
       const started = performance.now();
       // Seeded per epoch, so a resumed run sees the same order as an uninterrupted one.
       const order = new SeededRandom(config.seed * 1000 + epoch).shuffle([...train.labels.keys()]);
       const steps = Math.ceil(order.length / config.batchSize);
-      const bar = new Progress({
+      bar = new Progress({
         total: order.length,
         label: `epoch ${epoch}/${config.epochs}`,
         unit: "pairs",
@@ -340,7 +352,7 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
         if (options.lossHook) loss = options.lossHook(epoch, step, loss);
         if (!Number.isFinite(loss)) {
           Object.values(grads).forEach((g) => g.dispose());
-          bar.done({ loss });
+          bar.setMetrics({ loss });
           throw new TrainingDivergedError(epoch, step, loss, lastGood);
         }
         const clipped = config.gradientClip > 0
@@ -350,9 +362,9 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
         Object.values(clipped).forEach((g) => g.dispose());
         lossSum += loss * batchPairs.length;
         lossCount += batchPairs.length;
-        bar.tick(batchPairs.length, { loss: lossSum / lossCount, lr: optimizer.learningRate });
+        await bar.tick(batchPairs.length, { loss: lossSum / lossCount, lr: optimizer.learningRate });
       }
-      bar.done();
+      await bar.done();
       const trainSeconds = (performance.now() - started) / 1000;
       const metrics = await validate(options, imageFeatures);
       const record: EpochRecord = {
@@ -391,6 +403,9 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
       config: model.config,
       trainingState: { epoch: config.epochs, step, history, config },
     });
+  } catch (error) {
+    await bar?.stop(error);
+    throw error;
   } finally {
     featureTensor?.dispose();
     optimizer.dispose();
