@@ -103,7 +103,7 @@ export async function prepareDemo(options: DemoOptions): Promise<DemoEnvironment
   return {
     env: {
       HF_ENDPOINT: hub.endpoint,
-      HF_TOKEN: Deno.env.get("HF_TOKEN") ?? "hf_demo_local_stand_in",
+      HF_TOKEN: "hf_demo_local_stand_in",
       DATASET: DEMO_DATASET,
     },
     close: () => hub.close(),

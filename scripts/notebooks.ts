@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { ensureNotebookEnvironment } from "./setup.ts";
 import { loadSuite, runNotebooks, selectNotebooks } from "../lib/notebook/runner.ts";
 import { dataDir, reportsDir } from "../lib/paths.ts";
+import { presetEnvironment, SUITE_PRESETS } from "../lib/notebook/params.ts";
 import { prepareDemo } from "../lib/demo.ts";
 
 const { values, positionals } = parseArgs({
@@ -22,6 +23,9 @@ if (values.help) {
 }
 const preset = values.preset ?? Deno.env.get("SUITE_PRESET") ?? "demo";
 try {
+  if (!(SUITE_PRESETS as readonly string[]).includes(preset)) {
+    throw new Error(`--preset ${JSON.stringify(preset)} is not allowed: use one of ${SUITE_PRESETS.join(", ")}`);
+  }
   await ensureNotebookEnvironment();
   const suite = await loadSuite();
   const entries = selectNotebooks(suite, positionals, preset);
@@ -33,7 +37,8 @@ try {
   let cleanup: (() => Promise<void>) | undefined;
   if (preset !== "real") {
     const demo = await prepareDemo({ preset });
-    Object.assign(env, demo.env);
+    // The preset fills only what the user left unset (DATASET=mine deno task demo uses "mine").
+    Object.assign(env, presetEnvironment(demo.env));
     cleanup = demo.close;
   }
   const started = performance.now();

@@ -68,7 +68,7 @@ describe("demo marketplace files", () => {
       outDir: join(root, "a"),
       imageBaseUrl: "http://images.test/img",
     });
-    const b = await generateDemoMarketplace({ ...options, outDir: join(root, "b") });
+    const b = await generateDemoMarketplace({ ...options, outDir: join(root, "b"), dataRoot: join(root, "b") });
     expect(a.listings).toBe(200);
     expect(a.missingImages).toEqual(b.missingImages);
     const crawlerA = await readSourceTable(a.crawlerPath);
@@ -77,26 +77,30 @@ describe("demo marketplace files", () => {
     expect((await readSourceTable(a.analyticsPath)).columns.length).toBe(42);
     expect(crawlerA.rows.map((r) => r.Description)).toEqual(crawlerB.rows.map((r) => r.Description));
     expect(String(crawlerA.rows[0].CoverImage)).toMatch(/^http:\/\/images\.test\/img\/\d+\.jpg$/);
-    expect(String(crawlerB.rows[0].CoverImage)).toMatch(/^file:\/\//);
+    // Paths relative to the data folder, not file:// URLs of the machine that generated them.
+    expect(String(crawlerB.rows[0].CoverImage)).toMatch(/^tables_demo_geo\/source_images\/\d+\.jpg$/);
     const image = String(crawlerB.rows[0].CoverImage).split("/").at(-1)!;
     const imagesA = join(root, "a", "tables_demo_geo", "source_images", image);
     const imagesB = join(root, "b", "tables_demo_geo", "source_images", image);
     expect(await digest(imagesA)).toBe(await digest(imagesB));
 
-    const made = await makeDataset({ dataset: "demo_geo", root: join(root, "b"), retries: 0 });
+    // The data folder can move: its exports still find their images.
+    const moved = join(root, "moved");
+    await Deno.rename(join(root, "b"), moved);
+    const made = await makeDataset({ dataset: "demo_geo", root: moved, retries: 0 });
     expect(made.counts.imagesFailed).toBe(4);
     const rulesPath = join(root, "rules.json");
     await Deno.writeTextFile(
       rulesPath,
       JSON.stringify(demoRules(generateCatalog({ seed: 3, listings: 200, queries: 6 }))),
     );
-    const labelled = await runPairwiseLabelling({ dataset: "demo_geo", root: join(root, "b"), rulesPath });
+    const labelled = await runPairwiseLabelling({ dataset: "demo_geo", root: moved, rulesPath });
     expect(labelled.queries.filter((q) => q.has_rule).length).toBe(6);
     const score = scoreLabeller(labelled.queries, readGroundTruth(labelled.layout.groundTruth), labelled.candidateSkus);
     expect(score.truePositives).toBeGreaterThan(0);
     const split = await makeSplits({
       dataset: "demo_geo",
-      root: join(root, "b"),
+      root: moved,
       ratios: [0.6, 0.2, 0.2],
       seed: 1,
       posNegRatio: 1,

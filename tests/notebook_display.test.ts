@@ -2,40 +2,7 @@ import { describe, it } from "node:test";
 import { expect } from "expect";
 import pl from "nodejs-polars";
 import { figureHtml, figureText, tableBundle, withPlotlyJs } from "../lib/notebook/display.ts";
-import { notebookParams, suitePreset } from "../lib/notebook/params.ts";
 import { Progress } from "../lib/notebook/progress.ts";
-
-describe("notebook parameters", () => {
-  it("reads overrides from the environment with the defaults' types", () => {
-    Deno.env.set("NB_TEST_EPOCHS", "7");
-    Deno.env.set("NB_TEST_FLAG", "false");
-    Deno.env.set("NB_TEST_NAME", "real");
-    try {
-      const p = notebookParams({ NB_TEST_EPOCHS: 3, NB_TEST_FLAG: true, NB_TEST_NAME: "demo", NB_TEST_LR: 0.001 });
-      expect(p).toEqual({ NB_TEST_EPOCHS: 7, NB_TEST_FLAG: false, NB_TEST_NAME: "real", NB_TEST_LR: 0.001 });
-    } finally {
-      ["NB_TEST_EPOCHS", "NB_TEST_FLAG", "NB_TEST_NAME"].forEach((k) => Deno.env.delete(k));
-    }
-  });
-
-  it("names the variable when a value cannot be coerced", () => {
-    Deno.env.set("NB_TEST_EPOCHS", "ten");
-    try {
-      expect(() => notebookParams({ NB_TEST_EPOCHS: 3 })).toThrow(/NB_TEST_EPOCHS="ten" is not a number/);
-    } finally {
-      Deno.env.delete("NB_TEST_EPOCHS");
-    }
-  });
-
-  it("rejects an unknown preset", () => {
-    Deno.env.set("SUITE_PRESET", "huge");
-    try {
-      expect(() => suitePreset()).toThrow(/not one of demo, real, test/);
-    } finally {
-      Deno.env.delete("SUITE_PRESET");
-    }
-  });
-});
 
 describe("display", () => {
   it("renders a polars DataFrame as HTML and text, eliding the middle rows", () => {

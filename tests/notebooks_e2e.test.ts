@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { projectRoot } from "../lib/paths.ts";
 import { loadSuite } from "../lib/notebook/runner.ts";
 import { readParquetKeyValueMetadata } from "../lib/eval/predictions.ts";
+import { type CellRecord, runCellsInKernel } from "./kernel_client.ts";
 
 interface NotebookCell {
   cell_type: string;
@@ -21,6 +22,41 @@ interface NotebookCell {
 function expectsOutput(source: string): boolean {
   const code = source.split("\n").filter((l) => !/^\s*(import |\/\/)/.test(l)).join("\n");
   return /\b(show(Table|Plot|Markdown)|console\.log)\(/.test(code);
+}
+
+/** Files under `dir` whose text contains one of `needles`, with the first match's context. */
+async function filesContaining(dir: string, needles: string[]): Promise<string[]> {
+  const found: string[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory) found.push(...await filesContaining(path, needles));
+    else if (/\.(ipynb|html|json|md|csv)$/.test(entry.name)) {
+      const text = await Deno.readTextFile(path);
+      for (const needle of needles) {
+        const at = text.indexOf(needle);
+        if (at >= 0) found.push(`${path}: …${text.slice(Math.max(0, at - 80), at + needle.length + 40)}…`);
+      }
+    }
+  }
+  return found;
+}
+
+/** Progress bars of one cell: updates arrive while it runs (before idle), none late, each ends at 100%. */
+function checkBars(record: CellRecord): void {
+  const bars = new Map<string, { t: number; text: string; late: boolean }[]>();
+  for (const m of record.messages) {
+    if (!m.display_id?.startsWith("progress-") || m.text === undefined) continue;
+    bars.set(m.display_id, [...(bars.get(m.display_id) ?? []), { t: m.t, text: m.text, late: m.late }]);
+  }
+  expect(bars.size).toBeGreaterThan(0);
+  for (const [id, updates] of bars) {
+    if (updates.some((u) => u.late)) throw new Error(`bar ${id}: updates after the cell's idle`);
+    expect(updates.at(-1)!.text).toMatch(/\(100%\)/);
+  }
+  const all = [...bars.values()].flat();
+  // Several draws, spread over the cell's run: the bar moved while the cell ran.
+  expect(all.length).toBeGreaterThan(bars.size);
+  expect(Math.min(...all.map((u) => u.t))).toBeLessThan(record.idle_at! / 2);
 }
 
 describe("notebook suite, end to end", () => {
@@ -74,5 +110,49 @@ describe("notebook suite, end to end", () => {
     const metadata = await readParquetKeyValueMetadata(join(data, "predictions", "demo_geo", predictions[0]));
     expect(Object.keys(metadata).join(" ")).toMatch(/threshold/);
     await Deno.stat(join(data, "train_results", "demo", "best", "model.safetensors"));
+
+    // What users look at names no machine path: not the project's, not the data folder's.
+    const leaks = await filesContaining(reports, [projectRoot, data, reports]);
+    if (leaks.length) throw new Error(`absolute paths in executed notebooks or reports:\n${leaks.join("\n")}`);
+
+    // The user's DATASET beats the preset: the demo's dataset is not reprocessed or rewritten.
+    const processed = join(data, "tables_demo_geo", "processed", "demo_geo.parquet");
+    const before = (await Deno.stat(processed)).mtime?.getTime();
+    const mine = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", join(projectRoot, "scripts", "notebooks.ts"), "--preset", "test", "make_OZ_geo_5500"],
+      cwd: projectRoot,
+      env: { CLIP_SIAMESE_DATA: data, CLIP_SIAMESE_REPORTS: reports, DATASET: "mine" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const mineLog = new TextDecoder().decode(mine.stdout) + new TextDecoder().decode(mine.stderr);
+    expect(mine.success).toBe(false);
+    expect(mineLog).toMatch(/FAILED notebooks\/1_dataset_creation\/make_OZ_geo_5500\.ipynb at In\[\d+\]/);
+    expect(mineLog).toContain("tables_mine");
+    expect((await Deno.stat(processed)).mtime?.getTime()).toBe(before);
+    const partial = join(reports, "walkthrough", "1_dataset_creation", "failed", "make_OZ_geo_5500.ipynb");
+    expect(await Deno.readTextFile(partial)).toContain("<td>mine</td>");
+
+    // The training notebook in a live kernel, as a user runs it: bars move while the cell runs and
+    // end at their final state; then every cell is run again (cleanup last) without breaking.
+    const training = join(projectRoot, "notebooks", "3_training", "contrastive_train_data-splitting-by-query.ipynb");
+    const cells = (JSON.parse(await Deno.readTextFile(training)) as { cells: NotebookCell[] }).cells;
+    const code = [...cells.keys()].filter((i) => cells[i].cell_type === "code");
+    const cleanup = code.at(-1)!;
+    const records = await runCellsInKernel(training, {
+      env: { CLIP_SIAMESE_DATA: data, CLIP_SIAMESE_REPORTS: reports, EPOCHS: "2", TFJS_BACKEND: "wasm", RUN: "live" },
+      secondPass: [...code.filter((i) => i !== cleanup), cleanup],
+      skip: [cleanup], // the first pass leaves the model alive for the second
+      timeoutSeconds: 900,
+    });
+    for (const record of records) {
+      const error = record.messages.find((m) => m.msg_type === "error");
+      if (error) {
+        throw new Error(`live kernel, pass ${record.pass}, cell ${record.cell}: ${error.ename}: ${error.evalue}`);
+      }
+    }
+    const trainCell = records.find((r) => r.pass === 1 && /trainSiamese/.test(r.source));
+    expect(trainCell).toBeDefined();
+    checkBars(trainCell!);
   });
 });

@@ -65,6 +65,7 @@ export async function makeDataset(options: MakeDatasetOptions): Promise<MakeData
   const downloads = await downloadImages(jobs, {
     ...options,
     imagesDir: layout.imagesDir,
+    dataRoot: options.root ?? dataDir(),
     progress: options.progress?.(jobs.length),
   });
   const okSkus = new Set(downloads.filter((d) => d.status !== "failed").map((d) => d.sku));

@@ -5,6 +5,7 @@
  * `balance = balance_fbo + balance_fbs` and `image_name` (the image id in its URL).
  */
 import { basename } from "node:path";
+import { resolveImageReference } from "./download.ts";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import {
@@ -99,12 +100,9 @@ export function parseNumber(value: Cell): number | null | undefined {
 
 /** The image file name: the last path segment of the URL ("https://cdn/x/7012345678.jpg" -> "7012345678.jpg"). */
 export function imageNameFromUrl(url: string): string | null {
-  let path: string;
-  try {
-    path = new URL(url).pathname;
-  } catch {
-    return null;
-  }
+  const resolved = resolveImageReference(url);
+  if (!resolved) return null;
+  const path = resolved.pathname;
   const name = decodeURIComponent(basename(path));
   return /^[\w.-]+\.(jpe?g|png|webp|gif|avif)$/i.test(name)
     ? name

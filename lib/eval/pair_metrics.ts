@@ -110,6 +110,8 @@ export interface FprTargetThreshold {
   achievedTpr: number;
 }
 
+/** The kinds of rule that choose a threshold on validation: `fpr` (largest TPR with FPR <= a target), `f1`. */
+export const THRESHOLD_RULE_KINDS = ["fpr", "f1"] as const;
 /** How a threshold is chosen on validation pairs. */
 export type ThresholdRule = { kind: "f1" } | { kind: "fpr"; target: number };
 

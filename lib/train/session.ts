@@ -20,7 +20,7 @@ import { loadSiameseRuCLIP, loadTowerWeights } from "../model/load.ts";
 import { presetByName, type PresetName, type SiameseRuCLIPConfig, tinyPreset } from "../model/presets.ts";
 import type { SiameseRuCLIP } from "../model/siamese.ts";
 import { loadTokenizer, type ProductTokenizer } from "../text/tokenizer.ts";
-import { shippedDir } from "../paths.ts";
+import { shippedDir, shownPath } from "../paths.ts";
 import type { ProductRecord } from "./product_inputs.ts";
 
 /** Presets the notebooks accept. */
@@ -164,12 +164,14 @@ export async function setupModel(
   if (!options.weights && options.preset === "demo") {
     for (const tower of ["name", "description"] as const) await loadBertTower(model, tower, DEMO_TEXT_TOWER);
     await loadTowerWeights(model, "image", join(DEMO_IMAGE_TOWER, "model.safetensors"), { strict: true });
-    summary = `image tower from ${DEMO_IMAGE_TOWER} (SimCLR on another marketplace), ` +
-      `text towers from ${DEMO_TEXT_TOWER} (name-description pretraining on another marketplace), head random`;
+    summary = `image tower from ${shownPath(DEMO_IMAGE_TOWER)} (SimCLR on another marketplace), ` +
+      `text towers from ${
+        shownPath(DEMO_TEXT_TOWER)
+      } (name-description pretraining on another marketplace), head random`;
   }
   if (options.descriptionWeights) {
     await loadBertTower(model, "description", options.descriptionWeights);
-    summary += `; description tower from ${options.descriptionWeights}`;
+    summary += `; description tower from ${shownPath(options.descriptionWeights)}`;
   }
   return { model, tokenizer, config: model.config, summary };
 }

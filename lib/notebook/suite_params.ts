@@ -1,0 +1,63 @@
+/**
+ * Parameters several notebooks share, declared once: the dataset, a run name, split ratios,
+ * the seed and the economic filter. Each returns a spec for `notebookParams`.
+ *
+ * @module
+ */
+import { parseSplitRatios } from "../data/split.ts";
+import { NUMERIC_ANALYTICS_COLUMNS } from "../data/columns.ts";
+import { choice, type ChoiceSpec, integer, number, text, type TextSpec } from "./params.ts";
+
+const NAME = /^[A-Za-z0-9_.-]+$/;
+
+function nameCheck(value: string): string | undefined {
+  return NAME.test(value) ? undefined : `use letters, digits, "_", "-" and "." only`;
+}
+
+/** `DATASET`: a dataset folder name (its tables live in `data/tables_<DATASET>/`). */
+export function dataset(defaultValue = "demo_geo"): TextSpec {
+  return text(defaultValue, "dataset name: its tables are data/tables_<DATASET>/", {
+    check: nameCheck,
+    allowed: "a dataset name (letters, digits, _ - .)",
+  });
+}
+
+/** `RUN`: the training run's name (its folder is `data/train_results/<RUN>/`). */
+export function runName(defaultValue = "demo"): TextSpec {
+  return text(defaultValue, "training run name: data/train_results/<RUN>/", {
+    check: nameCheck,
+    allowed: "a run name (letters, digits, _ - .)",
+  });
+}
+
+/** `SPLIT_RATIOS`: train/validation/test shares, e.g. "0.6,0.2,0.2". */
+export function splitRatios(defaultValue = "0.6,0.2,0.2"): TextSpec {
+  return text(defaultValue, "train,val,test shares of the query groups", {
+    check: (value) => {
+      try {
+        parseSplitRatios(value);
+        return undefined;
+      } catch {
+        return `give 3 non-negative numbers with a positive sum, such as "0.6,0.2,0.2"`;
+      }
+    },
+    allowed: "3 non-negative numbers, e.g. 0.6,0.2,0.2",
+  });
+}
+
+/** `SEED`: a non-negative integer seed. */
+export const seed = (defaultValue = 42) => integer(defaultValue, { min: 0 }, "random seed");
+
+/** The economic filter's thresholds (sales, stock, rating, price band). */
+export const economicFilter = {
+  MIN_SALES: number(0, { min: 0 }, "keep candidates with sales > MIN_SALES"),
+  MIN_BALANCE: number(0, { min: 0 }, "keep candidates with stock > MIN_BALANCE"),
+  MIN_RATING: number(4.3, { min: 0, max: 5 }, "keep candidates rated > MIN_RATING"),
+  PRICE_TOLERANCE: number(0.3, { min: 0 }, "keep prices within ±PRICE_TOLERANCE of the query's"),
+};
+
+/** `PRICE_COLUMN`: which price of the processed table the economic filter compares. */
+export function priceColumn(defaultValue = "final_price"): ChoiceSpec<string> {
+  const prices = NUMERIC_ANALYTICS_COLUMNS.filter((column) => column.endsWith("_price"));
+  return choice(prices, defaultValue, "the price the economic filter compares");
+}

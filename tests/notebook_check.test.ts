@@ -1,0 +1,36 @@
+import { describe, it } from "node:test";
+import { expect } from "expect";
+import { join } from "node:path";
+import { projectRoot } from "../lib/paths.ts";
+import { notebookDocument, percentToCells } from "../scripts/notebook_from_percent.ts";
+
+async function check(paths: string[]): Promise<{ ok: boolean; log: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", join(projectRoot, "scripts", "check_notebooks.ts"), ...paths],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { ok: out.success, log: new TextDecoder().decode(out.stderr) };
+}
+
+describe("notebook type check", () => {
+  it("passes on the suite's notebooks and names the notebook of a type error", async () => {
+    const suite = await check([]);
+    if (!suite.ok) throw new Error(suite.log);
+    expect(suite.log).toMatch(/12\/12 notebooks type-check/);
+    const dir = await Deno.makeTempDir();
+    const bad = join(dir, "bad.ipynb");
+    await Deno.writeTextFile(
+      bad,
+      JSON.stringify(notebookDocument(percentToCells("// %%\nconst n: number = 1;\n// %%\nconst s: string = n;\n"))),
+    );
+    try {
+      const result = await check([bad]);
+      expect(result.ok).toBe(false);
+      expect(result.log).toContain(bad);
+      expect(result.log).toMatch(/TS2322/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+});
