@@ -3,8 +3,9 @@
  * per execution, every iopub message with the time it arrived: what a user of JupyterLab sees
  * while the cell runs, which nbclient's executed notebook does not show (not a test file itself).
  */
-import { basename, dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { jupyterPython } from "../lib/notebook/runner.ts";
 
 /** One iopub message of a cell, as the client recorded it. */
 export interface KernelMessage {
@@ -70,40 +71,6 @@ export class KernelRunError extends Error {
 
 /** The recording script. */
 export const kernelClientScript: string = fileURLToPath(new URL("./kernel_client.py", import.meta.url));
-
-/** The interpreter named by a script's shebang (`#!/usr/bin/python3`, `#!/usr/bin/env python3`), if a Python. */
-function shebangPython(head: string): string | undefined {
-  const match = head.split("\n")[0].match(/^#!\s*(\S+)(?:\s+(\S+))?/);
-  if (!match) return undefined;
-  const interpreter = basename(match[1]) === "env" ? match[2] : match[1];
-  return interpreter && /^python/.test(basename(interpreter)) ? interpreter : undefined;
-}
-
-/** First `name` on PATH that is a file, or undefined. */
-async function findOnPath(name: string): Promise<string | undefined> {
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":").filter(Boolean)) {
-    try {
-      if ((await Deno.stat(join(dir, name))).isFile) return join(dir, name);
-    } catch {
-      // not in this folder
-    }
-  }
-  return undefined;
-}
-
-/**
- * The Python that runs `jupyter` (from its shebang), which has jupyter_client; `/usr/bin/python3`
- * when `jupyter` is not on PATH or names no Python. (A `python3` on PATH may be another one.)
- */
-export async function jupyterPython(): Promise<string> {
-  const jupyter = await findOnPath("jupyter");
-  if (jupyter) {
-    const head = (await Deno.readTextFile(jupyter).catch(() => "")).slice(0, 500);
-    const python = shebangPython(head);
-    if (python) return python;
-  }
-  return "/usr/bin/python3";
-}
 
 /** The script's command line for `notebookPath` and `options`. */
 function clientArgs(notebookPath: string, options: KernelRunOptions): string[] {
