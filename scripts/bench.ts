@@ -7,6 +7,14 @@
  *   deno task bench --backends wasm,cpu,webgpu-software,webgpu   (default: wasm, and webgpu on a hardware GPU)
  *   deno task bench --threads 1,2        wasm thread counts (default: 1 and all cores)
  *   deno task bench --no-torch           skip PyTorch
+ *   deno task bench --scale              ONLY the catalog-scale bench (lib/bench/scale_bench.ts): 1,000,000 x 462
+ *                                        vectors, exact vs usearch vs LanceDB top-100 with and without a filter;
+ *                                        writes reports/scale_bench.json and reports/scale_bench.md
+ *     --scale-size 200000                catalog size (default 1,000,000)
+ *     --scale-queries 50                 queries (default 50)
+ *     --scale-methods exact,usearch,lancedb
+ *     --lance-index ivf_pq|ivf_hnsw_sq|ivf_flat  --lance-partitions N  --lance-nprobes N  --lance-refine N
+ *     --usearch-m N  --usearch-ef-add N  --usearch-ef N  --usearch-quantization f32|f16|i8
  *
  * tfjs-backend-wasm fixes its thread pool once per process, so each backend and thread count runs in a
  * child process (`--child`, TFJS_WASM_THREADS) whose rows are merged here. Prints a table and writes
@@ -37,6 +45,66 @@ const option = (name: string): string | undefined => {
   if (!arg) return undefined;
   return arg.includes("=") ? arg.slice(arg.indexOf("=") + 1) : args[args.indexOf(arg) + 1];
 };
+
+// ---------------------------------------------------------------- --scale: only the catalog-scale bench
+if (args.includes("--scale")) {
+  const { renderScaleMarkdown, runScaleBench } = await import("../lib/bench/scale_bench.ts");
+  const int = (name: string): number | undefined => {
+    const text = option(name);
+    if (text === undefined) return undefined;
+    const value = Number(text.replaceAll("_", "").replaceAll(",", ""));
+    if (!Number.isInteger(value) || value < 1) throw new Error(`${name} ${text}: expected an integer >= 1`);
+    return value;
+  };
+  const methods = (option("--scale-methods") ?? "exact,usearch,lancedb").split(",").map((m) => {
+    if (m !== "exact" && m !== "usearch" && m !== "lancedb") {
+      throw new Error(`--scale-methods ${m}: use exact, usearch and/or lancedb`);
+    }
+    return m;
+  });
+  const kind = option("--lance-index");
+  if (kind !== undefined && !["ivf_pq", "ivf_hnsw_sq", "ivf_flat"].includes(kind)) {
+    throw new Error(`--lance-index ${kind}: use ivf_pq, ivf_hnsw_sq or ivf_flat`);
+  }
+  const quantization = option("--usearch-quantization");
+  if (quantization !== undefined && !["f32", "f16", "i8"].includes(quantization)) {
+    throw new Error(`--usearch-quantization ${quantization}: use f32, f16 or i8`);
+  }
+  const workDir = await Deno.makeTempDir({ prefix: "scale-bench-", dir: Deno.env.get("SCALE_BENCH_DIR") });
+  const scale = await runScaleBench({
+    size: int("--scale-size") ?? 1_000_000,
+    queries: int("--scale-queries"),
+    workDir,
+    methods,
+    lance: {
+      ...(kind ? { kind: kind as "ivf_pq" } : {}),
+      partitions: int("--lance-partitions"),
+      nprobes: int("--lance-nprobes"),
+      refineFactor: int("--lance-refine"),
+      ef: int("--lance-ef"),
+    },
+    usearch: {
+      connectivity: int("--usearch-m"),
+      expansionAdd: int("--usearch-ef-add"),
+      expansionSearch: int("--usearch-ef"),
+      ...(quantization ? { quantization: quantization as "f32" } : {}),
+    },
+    log: (message) => console.log(`[scale] ${message}`),
+  });
+  await Deno.remove(workDir, { recursive: true }).catch(() => {});
+  const dir = reportsDir();
+  const markdown = renderScaleMarkdown(scale);
+  await writeJsonAtomic(join(dir, "scale_bench.json"), {
+    createdAt: new Date().toISOString(),
+    machine: machineInfo(),
+    ...scale,
+  });
+  await writeFileAtomic(join(dir, "scale_bench.md"), markdown);
+  console.log(markdown);
+  console.log(`[scale] wrote ${join(dir, "scale_bench.json")} and ${join(dir, "scale_bench.md")}`);
+  Deno.exit(0);
+}
+
 const quick = args.includes("--quick");
 const withTorch = !args.includes("--no-torch");
 const cores = navigator.hardwareConcurrency;
