@@ -1,0 +1,107 @@
+/**
+ * The TF-IDF lexical baseline (lib/eval/lexical.ts, lexical_baseline.ts) against scikit-learn's
+ * TfidfVectorizer + cosine_similarity (tests/fixtures/eval/tfidf_reference.json, written by
+ * scripts/fixtures/make_lexical_fixtures.py), and the baseline run on a small imported dataset.
+ */
+import { describe, it } from "node:test";
+import { expect } from "expect";
+import { join } from "node:path";
+import { fitTfidf, lexicalPairScores, tfidfCosine, tfidfTokens, tfidfVector } from "../lib/eval/lexical.ts";
+import { lexicalBaseline } from "../lib/eval/lexical_baseline.ts";
+import { importPairs } from "../lib/data/import_pairs.ts";
+import { chooseThreshold } from "../lib/eval/pair_metrics.ts";
+
+interface Reference {
+  train: string[];
+  left: string[];
+  right: string[];
+  vocabulary: Record<string, number>;
+  idf: string[];
+  train_rows: Record<string, string>[];
+  cosine: string[];
+}
+
+const reference: Reference = JSON.parse(
+  await Deno.readTextFile(new URL("./fixtures/eval/tfidf_reference.json", import.meta.url)),
+);
+
+describe("TF-IDF as scikit-learn's TfidfVectorizer()", () => {
+  it("has scikit-learn's vocabulary and IDF", () => {
+    const model = fitTfidf(reference.train);
+    expect(Object.fromEntries(model.vocabulary)).toEqual(reference.vocabulary);
+    expect(model.documents).toBe(reference.train.length);
+    reference.idf.forEach((v, j) => expect(Math.abs(model.idf[j] - Number(v))).toBeLessThan(1e-12));
+  });
+
+  it("gives scikit-learn's normalised rows and pair cosines to 1e-9", () => {
+    const model = fitTfidf(reference.train);
+    reference.train.forEach((text, r) => {
+      const vector = tfidfVector(model, text);
+      const expected = reference.train_rows[r];
+      expect([...vector.indices]).toEqual(Object.keys(expected).map(Number).sort((a, b) => a - b));
+      vector.indices.forEach((j, i) => expect(Math.abs(vector.values[i] - Number(expected[j]))).toBeLessThan(1e-9));
+    });
+    const cosine = tfidfCosine(model, reference.left, reference.right);
+    reference.cosine.forEach((v, i) => expect(Math.abs(cosine[i] - Number(v))).toBeLessThan(1e-9));
+    expect(cosine[4]).toBe(0); // no training term on the left
+  });
+
+  it("tokenises like (?u)\\b\\w\\w+\\b on lower-cased text", () => {
+    expect(tfidfTokens('HDD 3.5" a_b x ЁЛКА-ёлка café 4TB')).toEqual(["hdd", "a_b", "ёлка", "ёлка", "café", "4tb"]);
+    expect(tfidfTokens("ABC abc", false)).toEqual(["ABC", "abc"]);
+    expect(() => fitTfidf(["a b", "!"])).toThrow(/hold no term/);
+  });
+
+  it("scores pairs by product id, usable with chooseThreshold", () => {
+    const model = fitTfidf(reference.train);
+    const texts = new Map([["a", "Samsung Galaxy A52"], ["b", "galaxy a52 samsung"], ["c", "Seagate IronWolf"]]);
+    const scores = lexicalPairScores(model, texts, ["a", "a"], ["b", "c"]);
+    expect(scores[0]).toBeCloseTo(1, 12);
+    expect(scores[1]).toBe(0);
+    expect(chooseThreshold([1, 0], scores, { kind: "f1" }).validation.f1).toBe(1);
+    expect(() => lexicalPairScores(model, texts, ["a"], ["z"], "val pairs")).toThrow(
+      /val pairs: right product z of pair 0 has no text/,
+    );
+  });
+});
+
+describe("lexicalBaseline on an imported dataset", () => {
+  it("fits on training products only, picks the threshold on val and applies it to each test split", async () => {
+    const root = await Deno.makeTempDir({ prefix: "lexical-" });
+    const rows = [
+      ["train", "1", "Samsung Galaxy A52 black", "2", "Galaxy A52 Samsung", 1],
+      ["train", "1", "Samsung Galaxy A52 black", "3", "Xiaomi Redmi Note", 0],
+      ["val", "4", "Samsung Galaxy A52", "5", "Galaxy A52 Samsung black", 1],
+      ["val", "4", "Samsung Galaxy A52", "6", "Bosch kettle Redmi", 0],
+      ["test", "7", "Redmi Note Xiaomi", "8", "Xiaomi Redmi Note Pro", 1],
+      ["test", "7", "Redmi Note Xiaomi", "9", "Seagate IronWolf", 0],
+      ["test_unseen", "10", "Dyson vacuum", "11", "Dyson V15 vacuum", 1],
+    ] as const;
+    const path = join(root, "pairs.jsonl");
+    await Deno.writeTextFile(
+      path,
+      rows.map(([split, a, ta, b, tb, label]) =>
+        JSON.stringify({ split, id_left: a, title_left: ta, id_right: b, title_right: tb, label })
+      ).join("\n"),
+    );
+    await importPairs({
+      dataset: "lex",
+      root,
+      source: { kind: "wide", files: [{ path }] },
+      fields: { id: "id", name: "title" },
+      columns: { split: "split" },
+    });
+    const result = lexicalBaseline({ dataset: "lex", root, testSplits: ["test", "test_unseen"] });
+    // The IDF comes from the 3 training products only.
+    expect(result.model.documents).toBe(3);
+    expect([...result.model.vocabulary.keys()]).not.toContain("bosch");
+    expect(result.model.vocabulary.has("xiaomi")).toBe(true);
+    expect(result.chosen.validation.pairs).toBe(2);
+    expect(result.tests.map((t) => [t.split, t.pairs, t.positives])).toEqual([["test", 2, 1], ["test_unseen", 1, 1]]);
+    const test = result.tests[0].report;
+    expect(test.threshold).toEqual(result.chosen.threshold);
+    expect(test.confusion).toEqual({ tp: 1, fp: 0, tn: 1, fn: 0 });
+    // "dyson"/"vacuum" are not training terms: cosine 0, below any positive threshold.
+    expect(result.tests[1].report.confusion.fn).toBe(1);
+  });
+});
