@@ -9,9 +9,8 @@ import {
   evaluateRenderedPairs,
   evaluateTopK,
   renderedHeadline,
-  thresholdRule,
-  topKRow,
 } from "../lib/eval/flows.ts";
+import { thresholdAtScore, thresholdRule } from "../lib/eval/threshold.ts";
 import {
   loadNamedEmbeddings,
   type NamedEmbeddings,
@@ -23,7 +22,7 @@ import {
   readQueryCandidateSet,
 } from "../lib/eval/inputs.ts";
 import { chooseThreshold, f1OptimalThreshold, pairReport, scoresFromDistances } from "../lib/eval/pair_metrics.ts";
-import { rankingMetrics } from "../lib/eval/ranking.ts";
+import { queryRankingRow, rankingMetricLabel, rankingMetrics, topKRankingRow } from "../lib/eval/ranking.ts";
 import { predictionsMetadata, readParquetKeyValueMetadata, writePredictions } from "../lib/eval/predictions.ts";
 import { pairsFrame, queryCandidatesFrame, splitFiles } from "../lib/data/pairs.ts";
 
@@ -74,13 +73,14 @@ const model: NamedEmbeddings = {
 describe("rendered-pairs flow", () => {
   it("applies the threshold chosen on validation to test unchanged (F1 rule)", () => {
     const evaluation = evaluateRenderedPairs(model, validation.pairs, test.pairs, { kind: "f1" });
-    expect(evaluation.chosen.threshold).toBeCloseTo(-1.0, 6);
-    expect(evaluation.distanceThreshold).toBeCloseTo(1.0, 6);
-    expect(evaluation.test.threshold).toBe(evaluation.chosen.threshold);
+    expect(evaluation.chosen.threshold.score).toBeCloseTo(-1.0, 6);
+    expect(evaluation.chosen.threshold.distance).toBeCloseTo(1.0, 6);
+    expect(evaluation.chosen.threshold.rule).toEqual({ kind: "f1" });
+    expect(evaluation.test.threshold).toEqual(evaluation.chosen.threshold);
     // Re-tuning on test would pick distance 2.25 (F1 8/9); the validation threshold gives F1 2/6.
     const testScores = scoresFromDistances(pairDistances(model, test.pairs.skuLeft, test.pairs.skuRight));
     expect(f1OptimalThreshold(test.pairs.labels, testScores).threshold).toBeCloseTo(-2.25, 6);
-    expect(evaluation.test.threshold).not.toBeCloseTo(-2.25, 3);
+    expect(evaluation.test.threshold.score).not.toBeCloseTo(-2.25, 3);
     expect(evaluation.test.f1).toBeCloseTo(2 / 6, 12);
     expect(evaluation.test.confusion).toEqual({ tp: 1, fp: 1, tn: 3, fn: 3 });
     expect(evaluation.chosen.validation.f1).toBeCloseTo(8 / 9, 12);
@@ -90,14 +90,14 @@ describe("rendered-pairs flow", () => {
     const flipped: PairSet = { ...test.pairs, labels: Int32Array.from(test.pairs.labels, (l) => 1 - l) };
     const a = evaluateRenderedPairs(model, validation.pairs, test.pairs, { kind: "fpr", target: 0.25 });
     const b = evaluateRenderedPairs(model, validation.pairs, flipped, { kind: "fpr", target: 0.25 });
-    expect(b.chosen.threshold).toBe(a.chosen.threshold);
-    expect(b.test.threshold).toBe(a.chosen.threshold);
+    expect(b.chosen.threshold).toEqual(a.chosen.threshold);
+    expect(b.test.threshold).toEqual(a.chosen.threshold);
     const direct = chooseThreshold(
       validation.pairs.labels,
       scoresFromDistances(pairDistances(model, validation.pairs.skuLeft, validation.pairs.skuRight)),
       { kind: "fpr", target: 0.25 },
     );
-    expect(a.chosen.threshold).toBe(direct.threshold);
+    expect(a.chosen.threshold).toEqual(direct.threshold);
     // FPR <= 0.25 on validation: distance <= 1.0 (one negative of four), TPR 1.
     expect(a.chosen.validation.fpr).toBe(0.25);
     expect(a.chosen.validation.tpr).toBe(1);
@@ -111,8 +111,9 @@ describe("rendered-pairs flow", () => {
       const path = join(dir, "predictions.parquet");
       await writePredictions(path, test.pairs, evaluation, predictionsMetadata(evaluation, "siamese_demo"));
       const metadata = await readParquetKeyValueMetadata(path);
-      expect(Number(metadata.threshold)).toBe(evaluation.chosen.threshold);
-      expect(metadata.rule).toBe("fpr");
+      expect(Number(metadata.threshold_score)).toBe(evaluation.chosen.threshold.score);
+      expect(Number(metadata.threshold_distance)).toBe(evaluation.chosen.threshold.distance);
+      expect(metadata.threshold_rule).toBe("fpr");
       expect(Number(metadata.target_fpr)).toBe(0.25);
       expect(Number(metadata.val_fpr)).toBe(0.25);
       expect(Number(metadata.val_tpr)).toBe(1);
@@ -177,7 +178,7 @@ const economics = productEconomics(pl.DataFrame({
 
 describe("query-candidate flow", () => {
   it("reports pair metrics at the given threshold and ranking metrics, with and without the filter", () => {
-    const threshold = -2.5; // distance <= 2.5 predicted same
+    const threshold = thresholdAtScore(-2.5, { kind: "f1" }); // distance <= 2.5 predicted same
     const evaluation = evaluateQueryCandidates(qcModel, qc, threshold, { economics, ks: [1, 2] });
     const scores = scoresFromDistances(pairDistances(qcModel, qc.querySkus, qc.candidateSkus));
     expect(evaluation.all.pairs).toEqual(pairReport(qc.labels, scores, threshold));
@@ -227,14 +228,102 @@ describe("top-k flow", () => {
     expect(filtered.perQuery.find((r) => r.query === "q2")!.positives).toBe(1);
   });
 
+  it("searches through the LanceDB index with the filter inside the search, as exact search with the post-filter", async () => {
+    // 400 candidates, 25 queries of 462-d clustered vectors; each query may retrieve only its labelled candidates,
+    // and the economic filter (with missing values) applies.
+    let seed = 11;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const dim = 462;
+    const vectors = new Map<string, number[]>();
+    const centres = Array.from({ length: 8 }, () => Array.from({ length: dim }, () => random() * 2 - 1));
+    const sku = (kind: string, i: number) => `${kind}${i}`;
+    for (let i = 0; i < 400; i++) vectors.set(sku("c", i), centres[i % 8].map((x) => x + (random() - 0.5) * 0.8));
+    for (let i = 0; i < 25; i++) vectors.set(sku("q", i), centres[i % 8].map((x) => x + (random() - 0.5) * 0.8));
+    const querySkus: string[] = [];
+    const candidateSkus: string[] = [];
+    const labels: number[] = [];
+    for (let q = 0; q < 25; q++) {
+      for (let c = 0; c < 400; c++) {
+        if (q % 5 === 0 || (q + c) % 3 !== 0) { // some queries see every candidate, others two thirds
+          querySkus.push(sku("q", q));
+          candidateSkus.push(sku("c", c));
+          labels.push(c % 8 === q % 8 && random() < 0.5 ? 1 : 0);
+        }
+      }
+    }
+    const set: QueryCandidateSet = {
+      split: "test",
+      querySkus,
+      candidateSkus,
+      classes: labels.map((l) => (l ? "positive" : "soft")),
+      labels: Int32Array.from(labels),
+    };
+    const all = [...vectors.keys()];
+    const big = productEconomics(pl.DataFrame({
+      sku: all,
+      final_price: all.map(() => (random() < 0.05 ? null : 80 + random() * 40)),
+      sales: all.map(() => (random() < 0.1 ? 0 : 3)),
+      balance: all.map(() => (random() < 0.05 ? null : 2)),
+      rating: all.map(() => 4 + random()),
+    }));
+    const model: NamedEmbeddings = { name: "clusters", table: embeddings(vectors) };
+    const dir = await Deno.makeTempDir({ prefix: "topk-index-" });
+    try {
+      for (const economicsOption of [undefined, big]) {
+        const options = { k: 10, economics: economicsOption, filter: { minRating: 4.5, priceTolerance: 0.2 } };
+        const exact = await evaluateTopK(model, set, options);
+        const indexed = await evaluateTopK(model, set, { ...options, index: { path: dir, backend: "lancedb" } });
+        expect(exact.search).toBe("exact");
+        expect(indexed.search).toBe("lancedb");
+        expect(indexed.neighbours.map((n) => n.skus)).toEqual(exact.neighbours.map((n) => n.skus));
+        indexed.neighbours.forEach((n, i) =>
+          n.distances.forEach((d, j) => expect(Math.abs(d - exact.neighbours[i].distances[j])).toBeLessThan(1e-3))
+        );
+        expect(indexed.summary).toEqual(exact.summary);
+      }
+      // The filter did bite: some query kept fewer than k allowed neighbours or different ones.
+      const unfiltered = await evaluateTopK(model, set, { k: 10 });
+      const filtered = await evaluateTopK(model, set, {
+        k: 10,
+        economics: big,
+        index: { path: dir, backend: "lancedb" },
+      });
+      expect(filtered.neighbours.map((n) => n.skus)).not.toEqual(unfiltered.neighbours.map((n) => n.skus));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+
   it("computes per-query top-k metrics with AP@k over min(positives, k)", () => {
-    const row = topKRow("q", [0, 1, 0, 1], 3, 4, [1, 2, 4]);
+    const row = topKRankingRow("q", [0, 1, 0, 1], 3, 4, [1, 2, 4]);
     expect(row["recall@2"]).toBeCloseTo(1 / 3, 12);
     expect(row["precision@4"]).toBe(0.5);
     expect(row["hit@1"]).toBe(0);
     expect(row["mrr@4"]).toBe(0.5);
     expect(row["map@4"]).toBeCloseTo((1 / 2 + 2 / 4) / 3, 12);
-    expect(topKRow("q", [0, 0], 0, 2, [1])["recall@1"]).toBe(null);
+    expect(topKRankingRow("q", [0, 0], 0, 2, [1])["recall@1"]).toBe(null);
+  });
+
+  it("gives the query-candidate flow's values for the same ranked lists (map@K = map, mrr@K = mrr)", () => {
+    // Lists that hold every candidate of the query, with K >= their length: the two definitions meet.
+    const lists = [[0, 1, 0, 1, 1], [1, 0, 0], [0, 0, 0, 1], [1, 1, 0, 0, 0, 1]];
+    for (const ranked of lists) {
+      const positives = ranked.reduce((a, b) => a + b, 0);
+      const full = queryRankingRow("q", ranked, [1, 3], [6]);
+      const top = topKRankingRow("q", ranked, positives, 6, [1, 3]);
+      expect(top["map@6"]).toBe(full.ap);
+      expect(top["mrr@6"]).toBe(full.rr);
+      expect(top["ndcg@6"]).toBe(full["ndcg@6"]);
+      for (const key of ["recall@1", "recall@3", "precision@3", "hit@1"]) expect(top[key]).toBe(full[key]);
+    }
+    // Past the cut-off they differ, and the labels say which is which.
+    const cut = topKRankingRow("q", [0, 0, 0, 1], 1, 3, [1]);
+    expect(cut["mrr@3"]).toBe(0);
+    expect(queryRankingRow("q", [0, 0, 0, 1]).rr).toBe(0.25);
+    expect(rankingMetricLabel("map")).toBe("mAP (full list)");
+    expect(rankingMetricLabel("map@10")).toBe("mAP@10");
+    expect(rankingMetricLabel("filtered_mrr")).toBe("MRR (full list), filtered");
+    expect(rankingMetricLabel("test_f1")).toBe("test_f1");
   });
 });
 

@@ -15,6 +15,7 @@ import {
   thresholdForTargetFpr,
   tprAtFprGrid,
 } from "../lib/eval/pair_metrics.ts";
+import { thresholdAtScore } from "../lib/eval/threshold.ts";
 import { benchmarkPairMetrics, seededRandom } from "../lib/eval/bench.ts";
 
 interface AtThreshold {
@@ -132,7 +133,7 @@ describe("pair metrics: conventions and edge cases", () => {
   it("P Acc / N Acc / balanced accuracy, worked by hand", () => {
     // labels 1 1 1 0 0; scores .9 .8 .1 .7 .2; threshold .5 -> predicted 1 1 0 1 0
     // TP=2 FN=1 FP=1 TN=1: P Acc 2/3, N Acc 1/2, mean 7/12, precision 2/3, F1 = 4/6
-    const report = pairReport([1, 1, 1, 0, 0], [0.9, 0.8, 0.1, 0.7, 0.2], 0.5);
+    const report = pairReport([1, 1, 1, 0, 0], [0.9, 0.8, 0.1, 0.7, 0.2], thresholdAtScore(0.5, { kind: "f1" }));
     expect(report.confusion).toEqual({ tp: 2, fp: 1, tn: 1, fn: 1 });
     expect(report.positiveAccuracy).toBeCloseTo(2 / 3, 15);
     expect(report.negativeAccuracy).toBe(0.5);
@@ -197,14 +198,15 @@ describe("threshold chosen on validation is applied unchanged to test", () => {
       const testOptimum = rule.kind === "f1"
         ? f1OptimalThreshold(test.labels, test.scores).threshold
         : thresholdForTargetFpr(test.labels, test.scores, rule.target).threshold;
-      expect(testOptimum).not.toBe(chosen.threshold);
+      expect(testOptimum).not.toBe(chosen.threshold.score);
+      expect(chosen.threshold.distance).toBe(-chosen.threshold.score);
       const report = applyThreshold(chosen, test.labels, test.scores);
-      expect(report.threshold).toBe(chosen.threshold);
-      expect(report.confusion).toEqual(confusionAtThreshold(test.labels, test.scores, chosen.threshold));
+      expect(report.threshold).toEqual(chosen.threshold);
+      expect(report.confusion).toEqual(confusionAtThreshold(test.labels, test.scores, chosen.threshold.score));
       expect(report.fpr).toBe(report.confusion.fp / (report.confusion.fp + report.confusion.tn));
       expect(report.tpr).toBe(report.confusion.tp / (report.confusion.tp + report.confusion.fn));
-      expect(chosen.validation.threshold).toBe(chosen.threshold);
-      expect(chosen.rule).toEqual(rule);
+      expect(chosen.validation.threshold).toEqual(chosen.threshold);
+      expect(chosen.threshold.rule).toEqual(rule);
     });
   }
 });

@@ -17,7 +17,7 @@ describe("notebook type check", () => {
   it("passes on the suite's notebooks and names the notebook of a type error", async () => {
     const suite = await check([]);
     if (!suite.ok) throw new Error(suite.log);
-    expect(suite.log).toMatch(/12\/12 notebooks type-check/);
+    expect(suite.log).toMatch(/13\/13 notebooks type-check, lint/);
     const dir = await Deno.makeTempDir();
     const bad = join(dir, "bad.ipynb");
     await Deno.writeTextFile(
@@ -29,6 +29,17 @@ describe("notebook type check", () => {
       expect(result.ok).toBe(false);
       expect(result.log).toContain(bad);
       expect(result.log).toMatch(/TS2322/);
+      // Lint problems are located by cell; a long cell is named too.
+      const long = Array.from({ length: 17 }, (_, i) => `console.log(${i});`).join("\n");
+      await Deno.writeTextFile(
+        bad,
+        JSON.stringify(notebookDocument(percentToCells(`// %%\nlet unused = 1;\n// %%\n${long}\n`))),
+      );
+      const linted = await check([bad]);
+      expect(linted.ok).toBe(false);
+      expect(linted.log).toMatch(/no-unused-vars/);
+      expect(linted.log).toContain(`${bad} (cell 1, line 1, column 5)`);
+      expect(linted.log).toContain(`${bad} (cell 2): 17 lines of logic, more than 15`);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

@@ -16,7 +16,9 @@ import {
   suitePreset,
 } from "../lib/notebook/params.ts";
 import { dataset, splitRatios } from "../lib/notebook/suite_params.ts";
-import { BEST_METRICS, TRAINING_LOSSES, TRAINING_MODES } from "../lib/train/trainer.ts";
+import { BEST_METRICS } from "../lib/train/config.ts";
+import { TRAINING_LOSSES } from "../lib/model/losses.ts";
+import { TRAINING_MODES } from "../lib/train/strategies.ts";
 
 /** The training notebook's choices, as its parameters cell declares them. */
 const TRAINING = {

@@ -63,4 +63,13 @@ describe("ReduceLROnPlateau against PyTorch", () => {
     const ours = metrics.map((m: number) => (lr = schedule.step(m, lr)));
     expectClose(ours, learningRates, 1e-12);
   });
+
+  it("counts a NaN epoch as bad and skips reductions below eps, as PyTorch does", () => {
+    for (const c of reference.plateau_degenerate) {
+      const schedule = new ReduceLROnPlateau(c.config);
+      let lr = c.initialLearningRate;
+      const ours = c.metrics.map((m: number | null) => (lr = schedule.step(m ?? NaN, lr)));
+      expectClose(ours, c.learningRates, 1e-15);
+    }
+  });
 });

@@ -11,13 +11,16 @@ import { loadTokenizer } from "../lib/text/tokenizer.ts";
 import { shippedDir } from "../lib/paths.ts";
 import { ProductInputs, type ProductRecord } from "../lib/train/product_inputs.ts";
 import { cachedTowerFeatures } from "../lib/train/feature_cache.ts";
+import { pairIndexSet, TrainingDivergedError, trainSiamese, validationMetrics } from "../lib/train/trainer.ts";
 import {
   DEFAULT_TRAINING_CONFIG,
-  pairIndexSet,
+  schedulerMetric,
   type TrainingConfig,
-  TrainingDivergedError,
-  trainSiamese,
-} from "../lib/train/trainer.ts";
+  trainingConfigFromParams,
+  type TrainingParams,
+} from "../lib/train/config.ts";
+import { TRAINING_STRATEGIES, type TrainingMode, trainingStrategy } from "../lib/train/strategies.ts";
+import { ReduceLROnPlateau } from "../lib/train/plateau.ts";
 
 await selectBackend("cpu", { quiet: true });
 const tokenizer = await loadTokenizer(join(shippedDir, "tokenizer-demo"));
@@ -57,6 +60,21 @@ for (let i = 0; i < 4; i++) {
 const train = pairIndexSet(inputs, pairs);
 const validation = pairIndexSet(inputs, pairs.slice(0, 6));
 const config: TrainingConfig = { ...DEFAULT_TRAINING_CONFIG, epochs: 3, batchSize: 5, learningRate: 3e-3, margin: 1 };
+
+const params: TrainingParams = {
+  MODE: "text",
+  EPOCHS: 2,
+  BATCH_SIZE: 8,
+  LR: 1e-3,
+  WEIGHT_DECAY: 0.1,
+  MARGIN: 2,
+  LOSS: "online-contrastive",
+  PLATEAU_FACTOR: 0.5,
+  PLATEAU_PATIENCE: 0,
+  GRAD_CLIP: 1,
+  SEED: 7,
+  BEST_METRIC: "auc",
+};
 
 function model() {
   return createSiameseRuCLIP(
@@ -259,5 +277,112 @@ describe("trainer, text mode", () => {
       expect(runs[1][i].trainLoss).toBeCloseTo(record.trainLoss, 4);
       expect(runs[1][i].auc).toBeCloseTo(record.auc, 4);
     }
+  });
+});
+
+describe("training contracts", () => {
+  it("checks the configuration at the library's entry, naming the field, the value and the choices", async () => {
+    const m = model();
+    const run = (patch: Partial<TrainingConfig>) =>
+      trainSiamese({
+        model: m,
+        inputs,
+        train,
+        validation,
+        config: { ...config, ...patch } as TrainingConfig,
+        runDir: join(dir, "results", "bad"),
+        progress: false,
+      });
+    await expect(run({ mode: "hed" as never })).rejects.toThrow(
+      'TrainingConfig.mode = "hed"; expected one of head, text, full',
+    );
+    await expect(run({ loss: "triplet" as never })).rejects.toThrow(/TrainingConfig.loss = "triplet".*contrastive/);
+    await expect(run({ bestMetric: "map" as never })).rejects.toThrow(/bestMetric = "map".*f1, auc, loss/);
+    await expect(run({ epochs: 0 })).rejects.toThrow("TrainingConfig.epochs = 0; expected an integer >= 1");
+    await expect(run({ mode: "head" })).rejects.toThrow(/head mode needs the products' tower features/);
+    expect(() => trainingConfigFromParams({ ...params, LR: -1 })).toThrow("LR = -1; expected a number > 0");
+    expect(() => trainingStrategy("Full", "MODE")).toThrow('MODE = "Full"; expected one of head, text, full');
+    m.dispose();
+  });
+
+  it("builds the config from notebook parameters", () => {
+    const built = trainingConfigFromParams(params);
+    expect(built).toEqual({
+      mode: "text",
+      epochs: 2,
+      batchSize: 8,
+      learningRate: 1e-3,
+      weightDecay: 0.1,
+      margin: 2,
+      loss: "online-contrastive",
+      plateauFactor: 0.5,
+      plateauPatience: 0,
+      gradientClip: 1,
+      seed: 7,
+      bestMetric: "auc",
+    });
+    expect(schedulerMetric(built)).toBe("auc");
+    expect(schedulerMetric({ ...built, plateauMetric: "loss" })).toBe("loss");
+  });
+
+  it("freezes towers through the model's lock API, as each mode's strategy asks", () => {
+    const m = model();
+    const names = (mode: TrainingMode) => TRAINING_STRATEGIES[mode].prepare(m).names;
+    const prefixes = (list: string[]) => [...new Set(list.map((n) => n.split(".")[0] + "." + n.split(".")[1]))];
+    expect(prefixes(names("head"))).toEqual(["head.0", "head.3"]);
+    expect(m.lockedTowers()).toEqual(["image", "text"]);
+    expect(names("text").some((n) => n.startsWith("ruclip.visual."))).toBe(false);
+    expect(names("text").some((n) => n.startsWith("ruclip.transformer."))).toBe(true);
+    expect(m.lockedTowers()).toEqual(["image"]);
+    expect(names("full")).toEqual(m.trainableNames());
+    expect(m.lockedTowers()).toEqual([]);
+    m.lockImageTower();
+    expect(m.trainableVariables().length).toBe(TRAINING_STRATEGIES.text.prepare(m).variables.length);
+    m.dispose();
+  });
+
+  it("scores validation with the training loss's own formula, batch by batch", async () => {
+    const distances = Float64Array.from([0.2, 1.5, 0.4, 0.9, 2.5, 0.1, 1.2]);
+    const labels = Float32Array.from([1, 0, 1, 0, 0, 1, 0]);
+    const online = await validationMetrics(distances, labels, { loss: "online-contrastive", margin: 2, batchSize: 4 });
+    expect(online.loss).toBe("online-contrastive");
+    // Batch 1 [0.2 1.5 0.4 0.9 | 1 0 1 0]: hard negatives d < max positive 0.4 (none), hard positives
+    // d > min negative 0.9 (none): 0. Batch 2 [2.5 0.1 1.2 | 0 1 0]: one positive, so negatives are hard
+    // below the mean negative 1.85: 1.2 gives (2 - 1.2)^2 = 0.64; positives hard above 1.2: none.
+    // Weighted by pairs as the training loss: 0.64 * 3 / 7 (the whole set at once would give another value).
+    expect(online.valLoss).toBeCloseTo(0.64 * 3 / 7, 6);
+    const plain = await validationMetrics(distances, labels, { loss: "contrastive", margin: 2, batchSize: 3 });
+    let expected = 0;
+    distances.forEach((d, i) => expected += labels[i] ? d * d : Math.max(0, 2 - d) ** 2);
+    expect(plain.valLoss).toBeCloseTo(expected / distances.length, 6);
+    expect(plain.threshold.rule).toEqual({ kind: "f1" });
+    expect(plain.threshold.distance).toBeCloseTo(0.4, 6);
+  });
+
+  it("steps the learning-rate scheduler on the metric that picks the best epoch", async () => {
+    const m = model();
+    const features = (await cachedTowerFeatures(m, inputs, { cacheDir: join(dir, "cache-plateau"), progress: false }))
+      .features;
+    const result = await trainSiamese({
+      model: m,
+      inputs,
+      train,
+      validation,
+      config: { ...config, mode: "head", epochs: 4, bestMetric: "loss", plateauPatience: 0, learningRate: 0.05 },
+      runDir: join(dir, "results", "plateau"),
+      features,
+      progress: false,
+    });
+    const replay = new ReduceLROnPlateau({ mode: "min", factor: config.plateauFactor, patience: 0 });
+    let lr = 0.05;
+    for (const [i, record] of result.history.entries()) {
+      expect(record.learningRate).toBeCloseTo(lr, 12);
+      expect(record.loss).toBe(config.loss);
+      lr = replay.step(record.valLoss, lr);
+      if (i === result.history.length - 1) break;
+    }
+    const best = result.history.reduce((a, b) => (b.valLoss < a.valLoss ? b : a));
+    expect(result.bestEpoch).toBe(best.epoch);
+    m.dispose();
   });
 });

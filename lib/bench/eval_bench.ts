@@ -5,7 +5,7 @@
  */
 import { benchmarkPairMetrics, seededRandom } from "../eval/bench.ts";
 import { buildApproximateIndex, embeddingMatrix, exactTopK } from "../eval/retrieval.ts";
-import { pairDistances } from "../train/embed.ts";
+import { rowPairDistances } from "../train/embed.ts";
 
 /** Milliseconds of each evaluation stage. */
 export interface EvaluationTimings {
@@ -62,8 +62,8 @@ export async function benchEvaluation(
     left[i] = i % queries;
     right[i] = queries + (i % (catalog - queries));
   }
-  pairDistances(embeddings, dim, left, right);
-  const pairDistancesMs = time(() => pairDistances(embeddings, dim, left, right));
+  rowPairDistances(embeddings, dim, left, right);
+  const pairDistancesMs = time(() => rowPairDistances(embeddings, dim, left, right));
   const pairMetricsMs = benchmarkPairMetrics(pairs).totalMs;
   const matrix = embeddingMatrix(embeddings, dim);
   const queryRows = Array.from({ length: queries }, (_, i) => i);

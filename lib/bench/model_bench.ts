@@ -5,6 +5,7 @@
  * mode (the head on precomputed tower features). The step is the trainer's: contrastive loss,
  * gradient clipping by global norm, AdamW (lib/train/trainer.ts).
  */
+import { TRAINING_STRATEGIES } from "../train/strategies.ts";
 import { tf } from "../tf.ts";
 import type { ProductBatch, SiameseRuCLIP } from "../model/siamese.ts";
 import type { SiameseRuCLIPConfig } from "../model/presets.ts";
@@ -143,20 +144,21 @@ export async function benchTrainingStep(
 ): Promise<TrainingThroughput> {
   const { mode, pairs, products } = options;
   const steps = options.steps ?? 1;
-  const part = mode === "head" ? "head" : "all";
-  const variables = model.trainableVariables(part);
+  const strategy = TRAINING_STRATEGIES[mode];
+  const { variables } = strategy.prepare(model);
   const optimizer = new AdamW({ learningRate: 5e-5, weightDecay: 1e-2 });
   const sides = syntheticPairs(pairs, products);
   const left = tf.tensor1d(sides.left, "int32");
   const right = tf.tensor1d(sides.right, "int32");
   const labels = tf.tensor1d(sides.labels);
-  const batch = mode === "full" ? syntheticBatch(model.config, products, 21) : undefined;
-  const features = mode === "head"
+  const cached = strategy.towerFeatures === "required";
+  const batch = cached ? undefined : syntheticBatch(model.config, products, 21);
+  const features = cached
     ? tf.randomNormal([products, model.featureDim], 0, 1, "float32", 5) as tf.Tensor2D
     : undefined;
   const step = async (): Promise<void> => {
     const { value, grads } = tf.variableGrads(() => {
-      const embeddings = batch ? model.embed(batch, true) : model.head(features!, true);
+      const embeddings = strategy.embed(model, batch, features ?? null, true);
       const distances = pairwiseDistance(
         tf.gather(embeddings, left) as tf.Tensor2D,
         tf.gather(embeddings, right) as tf.Tensor2D,
@@ -185,6 +187,7 @@ export async function benchTrainingStep(
     };
   } finally {
     optimizer.dispose();
+    model.unlockTowers();
     tf.dispose([left, right, labels]);
     if (batch) disposeBatch(batch);
     features?.dispose();

@@ -9,7 +9,7 @@ import pLimit from "p-limit";
 import { isAbsolute, join, relative, sep as SEPARATOR } from "node:path";
 import { pathToFileURL } from "node:url";
 import { writeFileAtomic } from "../fs.ts";
-import { dataDir } from "../paths.ts";
+import { dataDir, shownPath } from "../paths.ts";
 import { ANALYTICS_COLUMNS, CRAWLER_COLUMNS } from "./columns.ts";
 import { type DemoCatalog, type DemoListing, type DemoProduct, generateCatalog, QUERY_SELLER } from "./demo_catalog.ts";
 import { renderListingImage } from "./demo_images.ts";
@@ -245,5 +245,18 @@ export async function generateDemoMarketplace(options: DemoMarketplaceOptions = 
     analyticsPath,
     groundTruthPath: layout.groundTruth,
     seconds: (performance.now() - started) / 1000,
+  };
+}
+
+/** A generation summary as one table row (lists as counts or space-separated SKUs, paths as shown to users). */
+export function demoSummaryRow(summary: DemoMarketplaceSummary): Record<string, string | number> {
+  return {
+    ...summary,
+    querySkus: summary.querySkus.length,
+    missingImages: summary.missingImages.join(" "),
+    corruptImages: summary.corruptImages.join(" "),
+    crawlerPath: shownPath(summary.crawlerPath),
+    analyticsPath: shownPath(summary.analyticsPath),
+    groundTruthPath: shownPath(summary.groundTruthPath),
   };
 }

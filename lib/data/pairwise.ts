@@ -15,7 +15,8 @@ import { type DatasetLayout, datasetLayout } from "./layout.ts";
 import { readProcessed } from "./make_dataset.ts";
 import { type PairOptions, renderSplits, type SplitData, writeSplits } from "./pairs.ts";
 import { loadRules } from "./rules.ts";
-import { assignSplits, type SplitAssignment } from "./split.ts";
+import { assignSplits, parseSplitRatios, type SplitAssignment } from "./split.ts";
+import { readImportedSplits, readImportManifest } from "./imported_dataset.ts";
 
 /** Paths of the labelling outputs. */
 export function pairwisePaths(layout: DatasetLayout): { mapping: string; candidates: string } {
@@ -112,3 +113,74 @@ export async function makeSplits(
   const files = await writeSplits(layout.splitsDir, assignment, splits);
   return { assignment, splits, files };
 }
+
+/** The split parameters the pairwise and training notebooks share. */
+export interface SplitParams {
+  DATASET: string;
+  SPLIT_RATIOS: string;
+  SEED: number;
+  POS_NEG_RATIO: number;
+  HARD_SOFT_RATIO: number;
+  MAX_POSITIVE_PAIRS_PER_QUERY: number;
+  QUERY_SELLER?: string;
+}
+
+/** `makeSplits` on a notebook's split parameters: the same split wherever it is made. */
+export function makeSplitsFromParams(params: SplitParams): Promise<SplitResult> {
+  return makeSplits({
+    dataset: params.DATASET,
+    ratios: parseSplitRatios(params.SPLIT_RATIOS),
+    seed: params.SEED,
+    posNegRatio: params.POS_NEG_RATIO,
+    hardSoftRatio: params.HARD_SOFT_RATIO,
+    maxPositivePairsPerQuery: params.MAX_POSITIVE_PAIRS_PER_QUERY,
+    ...(params.QUERY_SELLER ? { querySeller: params.QUERY_SELLER } : {}),
+  });
+}
+
+/** One table row per query group: its split, queries and products. */
+export function splitGroupRows(assignment: SplitAssignment): Record<string, string | number>[] {
+  return assignment.groups.map((g) => ({
+    group: g.groupId,
+    split: g.split,
+    queries: g.querySkus.length,
+    products: g.skus.length,
+  }));
+}
+
+/** The splits training uses, and whether they are the source's own (given) or made here (leak-free). */
+export interface TrainingSplits {
+  splits: SplitData[];
+  /** "given": an imported dataset's splits as its source gave them (products may be shared by design). */
+  mode: "leak-free" | "given";
+}
+
+/**
+ * The splits of `DATASET` for training: an imported dataset's (import_pairs.ts) as imported; otherwise the
+ * leak-free split by query, made here from the labelling output (`makeSplitsFromParams`).
+ */
+export async function trainingSplits(params: SplitParams): Promise<TrainingSplits> {
+  const manifest = await readImportManifest(params.DATASET);
+  if (manifest) return { splits: await readImportedSplits(params.DATASET), mode: manifest.splitMode };
+  return { splits: (await makeSplitsFromParams(params)).splits, mode: "leak-free" };
+}
+
+/**
+ * Overlaps that make a split unusable for training: any shared product of a leak-free split; for given
+ * splits (a benchmark's own design, e.g. WDC's seen/unseen test sets), only training products that are
+ * also validation products, since those would choose the epoch and the threshold on training data.
+ */
+export function leakingOverlaps(
+  overlaps: readonly { a: string; b: string; shared_skus: number }[],
+  mode: TrainingSplits["mode"],
+): { a: string; b: string; shared_skus: number }[] {
+  const isTrainVal = (o: { a: string; b: string }) =>
+    [o.a, o.b].includes("train") && [o.a, o.b].some((s) => s === "val" || s === "validation");
+  return overlaps.filter((o) => o.shared_skus > 0 && (mode === "leak-free" || isTrainVal(o)));
+}
+
+/** What `leakingOverlaps` allows, per split mode, for table titles. */
+export const OVERLAP_RULES: Record<TrainingSplits["mode"], string> = {
+  "leak-free": "must all be 0",
+  given: "the source's own splits: only train and val must not share",
+};

@@ -34,6 +34,14 @@ export interface EconomicFilterOptions {
   priceTolerance?: number;
 }
 
+/** The reference's bounds. */
+export const DEFAULT_ECONOMIC_FILTER: Required<EconomicFilterOptions> = {
+  minSales: 0,
+  minBalance: 0,
+  minRating: 4.3,
+  priceTolerance: 0.3,
+};
+
 /** The reasons a candidate can fail; one candidate can fail several. */
 export type EconomicFailure = "sales" | "stock" | "rating" | "price";
 
@@ -82,7 +90,7 @@ function isMissing(value: number | null | undefined): value is null | undefined 
 }
 
 function resolveOptions(options: EconomicFilterOptions): Required<EconomicFilterOptions> {
-  const resolved = { minSales: 0, minBalance: 0, minRating: 4.3, priceTolerance: 0.3, ...options };
+  const resolved = { ...DEFAULT_ECONOMIC_FILTER, ...options };
   for (const [name, value] of Object.entries(resolved)) {
     if (!Number.isFinite(value)) throw new Error(`economicFilter: option ${name} = ${value}; expected a number.`);
   }
@@ -183,4 +191,22 @@ export function economicFilterPairs(
     mask[i] = failures[i] === 0 ? 1 : 0;
   }
   return { mask, failures, counts };
+}
+
+/** "sales > 0, balance > 0, rating > 4.3, final_price within ±30% of the query's" (defaults filled in). */
+export function describeEconomicFilter(options: EconomicFilterOptions = {}, priceColumn = "price"): string {
+  const o = { ...DEFAULT_ECONOMIC_FILTER, ...options };
+  return `sales > ${o.minSales}, balance > ${o.minBalance}, rating > ${o.minRating}, ${priceColumn} within ±${
+    Math.round(o.priceTolerance * 1000) / 10
+  }% of the query's`;
+}
+
+/** "keeps 812 of 1,000 pairs; failures (a pair may fail several): sales 12 (missing 3), ..." in markdown. */
+export function describeFilterCounts(counts: EconomicFilterCounts): string {
+  const failures = Object.entries(counts.failed).map(([reason, n]) =>
+    `${reason} ${n} (missing ${counts.missing[reason as EconomicFailure]})`
+  );
+  const noPrice = counts.queryPriceMissing ? `; ${counts.queryPriceMissing} pairs whose query has no price` : "";
+  return `Economic filter keeps **${counts.kept}** of **${counts.total}** pairs. Failures (a pair may fail several): ` +
+    `${failures.join(", ")}${noPrice}.`;
 }

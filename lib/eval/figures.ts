@@ -11,6 +11,7 @@
 import type { Figure } from "../notebook/display.ts";
 import type { ConfusionMatrix, RocCurve } from "./pair_metrics.ts";
 import type { ModelMetrics } from "./flows.ts";
+import { rankingMetricLabel } from "./ranking.ts";
 
 /** Indices of at most `maxPoints` points of a curve, always keeping the first and the last. */
 export function thinIndices(length: number, maxPoints = 400): number[] {
@@ -392,7 +393,7 @@ export function comparisonFigure(models: readonly ModelMetrics[], metrics: reado
     data: models.map((m) => ({
       type: "bar",
       name: m.model,
-      x: [...metrics],
+      x: metrics.map(rankingMetricLabel),
       y: metrics.map((key) => barValue(m.metrics[key])),
       marker: { color: modelColor(m.model) },
     })),

@@ -8,8 +8,8 @@
  * - top-k retrieval over the split's catalog, exact and approximate (`evaluateTopK`);
  * - a comparison table of the models on the same split and metrics (`comparisonRows`).
  *
- * Scores are `-distance` everywhere (higher = more likely the same product); thresholds are reported both
- * as a score and as a distance.
+ * Scores are `-distance` everywhere (higher = more likely the same product); a threshold is a
+ * `PairThreshold` (threshold.ts): its score, its distance and the rule that chose it.
  *
  * @module
  */
@@ -23,16 +23,23 @@ import {
   type RocCurve,
   rocCurve,
   scoresFromDistances,
-  type ThresholdRule,
   tprAtFprGrid,
 } from "./pair_metrics.ts";
-import { type QueryRankingRow, rankingMetrics, type RankingSummary } from "./ranking.ts";
+import { type PairThreshold, thresholdAtScore, type ThresholdRule } from "./threshold.ts";
+import {
+  type QueryRankingRow,
+  rankingMetrics,
+  type RankingSummary,
+  type TopKQueryRow,
+  topKRankingRow,
+} from "./ranking.ts";
 import {
   type EconomicFilterCounts,
   type EconomicFilterOptions,
   economicFilterPairs,
   type ProductEconomics,
 } from "./economic_filter.ts";
+import { indexedTopK, type IndexLocation } from "./indexed_search.ts";
 import { approximateRecall, buildApproximateIndex, embeddingMatrix, exactTopK, type Neighbours } from "./retrieval.ts";
 import {
   distanceOf,
@@ -43,40 +50,29 @@ import {
   type QueryCandidateSet,
 } from "./inputs.ts";
 
+/** One row of the "TPR at FPR" table: the target, what the threshold achieves, and the threshold. */
+export interface FprTargetRow {
+  targetFpr: number;
+  achievedFpr: number;
+  achievedTpr: number;
+  threshold: PairThreshold;
+}
+
 /** The result of the rendered-pairs flow for one model. */
 export interface RenderedPairsEvaluation {
   model: string;
   distance: EmbeddingDistance;
-  /** The threshold chosen on the validation pairs, with the validation metrics at it. */
+  /** The threshold chosen on the validation pairs (score, distance, rule), with the validation metrics at it. */
   chosen: ChosenThreshold;
-  /** The same threshold as a distance: pairs with `distance <= distanceThreshold` are predicted same. */
-  distanceThreshold: number;
   /** Every pair metric on the test pairs at `chosen.threshold`, never re-tuned. */
   test: PairReport;
-  /** TPR at a grid of FPRs on the validation pairs (the reference's table). */
-  validationTprAtFpr: FprTargetThreshold[];
+  /** TPR at a grid of FPRs on the validation pairs (the reference's table), each with its threshold. */
+  validationTprAtFpr: FprTargetRow[];
   validationRoc: RocCurve;
   testRoc: RocCurve;
   /** Test distances and scores, in the order of the test pairs. */
   testDistances: Float64Array;
   testScores: Float64Array;
-}
-
-/** A threshold rule from notebook parameters: "fpr" (with `targetFpr`) or "f1". */
-export function thresholdRule(kind: string, targetFpr: number): ThresholdRule {
-  if (kind === "f1") return { kind: "f1" };
-  if (kind === "fpr") {
-    if (!(targetFpr > 0 && targetFpr < 1)) {
-      throw new Error(`TARGET_FPR = ${targetFpr}; expected a rate between 0 and 1 such as 0.05`);
-    }
-    return { kind: "fpr", target: targetFpr };
-  }
-  throw new Error(`THRESHOLD_RULE = ${JSON.stringify(kind)}; use "fpr" (with TARGET_FPR) or "f1"`);
-}
-
-/** "FPR <= 0.05 on validation" or "F1-optimal on validation". */
-export function describeRule(rule: ThresholdRule): string {
-  return rule.kind === "fpr" ? `largest TPR with FPR <= ${rule.target} on validation` : "F1-optimal on validation";
 }
 
 /** Scores (-distance) of a split's rendered pairs under a model. */
@@ -102,9 +98,13 @@ export function evaluateRenderedPairs(
     model: model.name,
     distance: distanceOf(model),
     chosen,
-    distanceThreshold: -chosen.threshold,
     test: applyThreshold(chosen, test.labels, testScores),
-    validationTprAtFpr: tprAtFprGrid(validation.labels, validationScores, fprGrid),
+    validationTprAtFpr: tprAtFprGrid(validation.labels, validationScores, fprGrid).map((t: FprTargetThreshold) => ({
+      targetFpr: t.targetFpr,
+      achievedFpr: t.achievedFpr,
+      achievedTpr: t.achievedTpr,
+      threshold: thresholdAtScore(t.threshold, { kind: "fpr", target: t.targetFpr }),
+    })),
     validationRoc: rocCurve(validation.labels, validationScores),
     testRoc: rocCurve(test.labels, testScores),
     testDistances,
@@ -125,8 +125,8 @@ export interface QueryCandidateMetrics {
 export interface QueryCandidateEvaluation {
   model: string;
   distance: EmbeddingDistance;
-  /** The score threshold applied (chosen on validation elsewhere). */
-  threshold: number;
+  /** The threshold applied (chosen on validation elsewhere). */
+  threshold: PairThreshold;
   all: QueryCandidateMetrics;
   /** Only the pairs the economic filter keeps; absent when no economics were given. */
   filtered?: QueryCandidateMetrics & { counts: EconomicFilterCounts };
@@ -145,7 +145,7 @@ export interface QueryCandidateOptions {
 function queryCandidateMetrics(
   set: QueryCandidateSet,
   scores: Float64Array,
-  threshold: number,
+  threshold: PairThreshold,
   keep: Uint8Array | null,
   options: QueryCandidateOptions,
 ): QueryCandidateMetrics {
@@ -165,13 +165,13 @@ function queryCandidateMetrics(
 }
 
 /**
- * Every (query, candidate) pair of a split at a threshold chosen on validation (`threshold`, a score),
+ * Every (query, candidate) pair of a split at a threshold chosen on validation,
  * and the ranking of each query's candidates; again on the pairs the economic filter keeps.
  */
 export function evaluateQueryCandidates(
   model: NamedEmbeddings,
   set: QueryCandidateSet,
-  threshold: number,
+  threshold: PairThreshold,
   options: QueryCandidateOptions = {},
 ): QueryCandidateEvaluation {
   const scores = scoresFromDistances(
@@ -194,19 +194,6 @@ export function evaluateQueryCandidates(
   return result;
 }
 
-/** Metrics of one query's top-k list. */
-export interface TopKQueryRow {
-  query: string;
-  positives: number;
-  /** Allowed catalog rows for this query (after the economic filter). */
-  allowed: number;
-  retrieved: number;
-  hits: number;
-  /** 1-based rank of the first positive within the top k; null when none is there. */
-  firstPositiveRank: number | null;
-  [metric: string]: string | number | null;
-}
-
 /** The result of the top-k flow for one model. */
 export interface TopKEvaluation {
   model: string;
@@ -214,73 +201,35 @@ export interface TopKEvaluation {
   k: number;
   /** Products that can be retrieved (the split's candidates). */
   catalogSize: number;
-  /** Means over the queries with at least one (allowed) positive: recall@k, precision@k, hit@k, ndcg@k, mrr@K, map@K. */
+  /** What searched: "exact" (in memory, mask) or the catalog index's backend ("lancedb", "qdrant"). */
+  search: string;
+  /**
+   * Means over the queries with at least one (allowed) positive: recall@k, precision@k, hit@k, ndcg@K,
+   * mrr@K, map@K (ranking.ts defines each; map@K is not the query-candidate flow's full-list map).
+   */
   summary: Record<string, number>;
   perQuery: TopKQueryRow[];
-  /** The exact top-k SKUs per query, closest first, with their labels and distances. */
+  /** The top-k SKUs per query, closest first, with their labels and distances. */
   neighbours: { query: string; skus: string[]; labels: number[]; distances: number[] }[];
   /** The approximate index's kind and its recall against exact search; absent when not asked. */
   approximate?: { kind: string; recall: number };
 }
 
 /** Options of `evaluateTopK`. */
-export interface TopKOptions {
+export interface TopKEvaluationOptions {
   k: number;
   /** Cut-offs <= k for recall/precision/hit (default: 1, 5, 10 and k, those <= k). */
   ks?: readonly number[];
   /** When given, each query only retrieves candidates that pass the economic filter. */
   economics?: ReadonlyMap<string | number, ProductEconomics>;
   filter?: EconomicFilterOptions;
+  /**
+   * Search through this catalog index (lib/index/, LanceDB or Qdrant) instead of exact search in memory: the
+   * query's allowed candidates and the economic filter become a predicate inside the search.
+   */
+  index?: IndexLocation;
   /** Also build the usearch HNSW index and report its recall against exact search. */
   approximate?: boolean;
-}
-
-/**
- * Metrics of one ranked top-k list: `labels` of the retrieved candidates (best first) and the number of
- * positives the query has among all allowed candidates. AP@K divides by min(positives, K).
- */
-export function topKRow(
-  query: string,
-  labels: ArrayLike<number>,
-  positives: number,
-  k: number,
-  ks: readonly number[],
-): TopKQueryRow {
-  let hits = 0;
-  let firstRank: number | null = null;
-  let precisionSum = 0;
-  let dcg = 0;
-  const hitsAt = new Float64Array(labels.length + 1);
-  for (let i = 0; i < labels.length && i < k; i++) {
-    if (labels[i] === 1) {
-      hits++;
-      precisionSum += hits / (i + 1);
-      dcg += 1 / Math.log2(i + 2);
-      if (firstRank === null) firstRank = i + 1;
-    }
-    hitsAt[i + 1] = hits;
-  }
-  const row: TopKQueryRow = {
-    query,
-    positives,
-    allowed: 0,
-    retrieved: Math.min(labels.length, k),
-    hits,
-    firstPositiveRank: firstRank,
-  };
-  const valid = positives > 0;
-  for (const cut of ks) {
-    const within = hitsAt[Math.min(cut, Math.min(labels.length, k))];
-    row[`recall@${cut}`] = valid ? within / positives : null;
-    row[`precision@${cut}`] = valid ? within / cut : null;
-    row[`hit@${cut}`] = valid ? (within > 0 ? 1 : 0) : null;
-  }
-  let ideal = 0;
-  for (let i = 0; i < Math.min(k, positives); i++) ideal += 1 / Math.log2(i + 2);
-  row[`ndcg@${k}`] = valid ? dcg / ideal : null;
-  row[`mrr@${k}`] = valid ? (firstRank === null ? 0 : 1 / firstRank) : null;
-  row[`map@${k}`] = valid ? precisionSum / Math.min(positives, k) : null;
-  return row;
 }
 
 /**
@@ -290,7 +239,7 @@ export function topKRow(
 export async function evaluateTopK(
   model: NamedEmbeddings,
   set: QueryCandidateSet,
-  options: TopKOptions,
+  options: TopKEvaluationOptions,
 ): Promise<TopKEvaluation> {
   const { k } = options;
   if (!Number.isInteger(k) || k < 1) throw new Error(`TOP_K = ${k}; expected an integer >= 1`);
@@ -337,9 +286,38 @@ export async function evaluateTopK(
   const queryRows = queries.map((q) => rowOf.get(q)!);
   const search = { k, candidateMask: (position: number) => masks[position] };
   const exact = exactTopK(catalog, queryRows, { ...search, metric: distance });
+  let retrieved = exact;
+  let backend = "exact";
+  if (options.index) {
+    const indexed = await indexedTopK({
+      location: options.index,
+      metric: distance,
+      skus: candidates,
+      vectors: data.subarray(0, candidates.length * dim),
+      dim,
+      k,
+      economics: options.economics,
+      filter: options.filter,
+      queries: queries.map((query, p) => {
+        const allowed = [...labelOf.get(query)!.keys()];
+        const vector = data.slice(queryRows[p] * dim, (queryRows[p] + 1) * dim);
+        return {
+          sku: query,
+          vector,
+          allowed: allowed.length === candidates.length ? null : allowed.map((r) => skus[r]),
+        };
+      }),
+    });
+    backend = indexed.backend;
+    retrieved = indexed.hits.map((hits, p) => ({
+      query: queryRows[p],
+      indices: Int32Array.from(hits, (hit) => rowOf.get(hit.sku)!),
+      distances: Float64Array.from(hits, (hit) => hit.distance),
+    }));
+  }
   const perQuery: TopKQueryRow[] = [];
   const neighbours: TopKEvaluation["neighbours"] = [];
-  exact.forEach((result: Neighbours, p) => {
+  retrieved.forEach((result: Neighbours, p) => {
     const labels = labelOf.get(queries[p])!;
     let positives = 0;
     let allowed = 0;
@@ -350,7 +328,7 @@ export async function evaluateTopK(
       }
     }
     const retrievedLabels = Array.from(result.indices, (r) => labels.get(r) ?? 0);
-    const row = topKRow(queries[p], retrievedLabels, positives, k, ks);
+    const row = topKRankingRow(queries[p], retrievedLabels, positives, k, ks);
     row.allowed = allowed;
     perQuery.push(row);
     neighbours.push({
@@ -375,6 +353,7 @@ export async function evaluateTopK(
     distance,
     k,
     catalogSize: candidates.length,
+    search: backend,
     summary,
     perQuery,
     neighbours,
@@ -415,7 +394,7 @@ export function comparisonRows(
 export function renderedHeadline(evaluation: RenderedPairsEvaluation): Record<string, number> {
   const { chosen, test } = evaluation;
   return {
-    threshold_distance: evaluation.distanceThreshold,
+    threshold_distance: chosen.threshold.distance,
     val_fpr: chosen.validation.fpr,
     val_tpr: chosen.validation.tpr,
     val_f1: chosen.validation.f1,
@@ -460,4 +439,46 @@ export function topKHeadline(evaluation: TopKEvaluation): Record<string, number>
   const out: Record<string, number> = { ...evaluation.summary, catalog: evaluation.catalogSize };
   if (evaluation.approximate) out.approximate_recall = evaluation.approximate.recall;
   return out;
+}
+
+/** The top-k flow's headline with the economically filtered run's cut-off metrics as `filtered_<metric>`. */
+export function topKComparisonHeadline(all: TopKEvaluation, filtered: TopKEvaluation): Record<string, number> {
+  const kept = Object.entries(filtered.summary).filter(([key]) => key.includes("@"));
+  return { ...topKHeadline(all), ...Object.fromEntries(kept.map(([key, value]) => [`filtered_${key}`, value])) };
+}
+
+/** The metrics the top-k comparison figures show, at cut-off `k`. */
+export function topKComparisonMetrics(k: number): string[] {
+  return [
+    `recall@${k}`,
+    `precision@${k}`,
+    `mrr@${k}`,
+    `map@${k}`,
+    `ndcg@${k}`,
+    `filtered_recall@${k}`,
+    `filtered_mrr@${k}`,
+  ];
+}
+
+/** The query-candidate flow's two tables: pair metrics and ranking metrics, per model, all and filtered pairs. */
+export function queryCandidateTables(
+  evaluations: readonly QueryCandidateEvaluation[],
+): { pairs: Record<string, string | number>[]; ranking: Record<string, string | number>[] } {
+  const parts = evaluations.flatMap((e) =>
+    ([["all", e.all], ["filtered", e.filtered]] as const).filter(([, m]) => m).map(([set, m]) => ({ e, set, m: m! }))
+  );
+  return {
+    pairs: parts.map(({ e, set, m }) => ({
+      model: e.model,
+      pairs: set,
+      n: m.pairs.pairs,
+      positives: m.pairs.positives,
+      fpr: m.pairs.fpr,
+      tpr: m.pairs.tpr,
+      precision: m.pairs.precision,
+      f1: m.pairs.f1,
+      roc_auc: m.pairs.rocAuc,
+    })),
+    ranking: parts.map(({ e, set, m }) => ({ model: e.model, pairs: set, ...m.ranking })),
+  };
 }

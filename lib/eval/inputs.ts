@@ -236,3 +236,65 @@ export async function loadNamedEmbeddings(dataset: string, specs: readonly Embed
   }
   return { models, missing };
 }
+
+/** The testing notebooks' tag parameters. */
+export interface SuiteModelParams {
+  RUN: string;
+  SIAMESE_TAG: string;
+  SBERT_TAG: string;
+  TOWERS_TAG: string;
+}
+
+/** The suite's three models, named as every table and figure names them: the trained model first. */
+export function suiteModelSpecs(params: SuiteModelParams): EmbeddingSpec[] {
+  return [
+    { name: "SiameseRuCLIP", tag: params.SIAMESE_TAG || `siamese_${params.RUN}` },
+    { name: "SBERT zero-shot", tag: params.SBERT_TAG },
+    { name: "raw tower features", tag: params.TOWERS_TAG },
+  ];
+}
+
+/** One table row per loaded embedding table: name, tag, kind, source, products, dim, distance. */
+export function embeddingRows(models: readonly NamedEmbeddings[]): Record<string, string | number>[] {
+  return models.map((m) => ({
+    model: m.name,
+    tag: m.table.info.tag,
+    kind: m.table.info.kind,
+    source: String(m.table.info.source),
+    products: m.table.skus.length,
+    dim: m.table.dim,
+    distance: distanceOf(m),
+  }));
+}
+
+/** Markdown list of the tables that did not load, with why ("" when all loaded). */
+export function missingModelsNote(missing: LoadedEmbeddings["missing"]): string {
+  return missing.map((m) => `- **${m.name}** (${m.tag}) not available: ${m.reason}`).join("\n");
+}
+
+/** Pairs, positives and negatives of rendered pair sets. */
+export function pairSetCounts(sets: readonly PairSet[]): Record<string, string | number>[] {
+  return sets.map((s) => {
+    const positives = s.labels.reduce((n, l) => n + l, 0);
+    return { split: s.split, pairs: s.labels.length, positives, negatives: s.labels.length - positives };
+  });
+}
+
+/** Queries, pairs, positives and negatives per positive of a query-candidate set, as one table row. */
+export function queryCandidateCounts(set: QueryCandidateSet): Record<string, string | number> {
+  const positives = set.labels.reduce((n, l) => n + l, 0);
+  return {
+    split: set.split,
+    queries: new Set(set.querySkus).size,
+    pairs: set.labels.length,
+    positives,
+    "negatives per positive": Number(((set.labels.length - positives) / Math.max(1, positives)).toFixed(1)),
+  };
+}
+
+/** SKU -> product name of a processed table (for showing neighbours). */
+export function productNames(processed: pl.DataFrame): Map<string, string> {
+  const skus = processed.getColumn("sku").toArray();
+  const names = processed.getColumn("name").toArray();
+  return new Map(skus.map((sku, i) => [String(sku), String(names[i] ?? "")]));
+}

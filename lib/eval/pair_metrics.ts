@@ -5,7 +5,9 @@
  * - `labels[i]` is 1 when pair i is the same product, 0 when it is not.
  * - `scores[i]` is higher when pair i is more likely the same product. For a distance (the Siamese
  *   model's Euclidean distance) pass `scoresFromDistances(distances)`, i.e. `-distance`.
- * - A pair is predicted "same" when `score >= threshold`.
+ * - A pair is predicted "same" when `score >= threshold`. The curve and sweep functions take and return
+ *   the raw score threshold; from `chooseThreshold` on, a threshold is a `PairThreshold` value
+ *   (threshold.ts: score, distance and the rule that chose it).
  *
  * The curve functions reproduce scikit-learn 1.2 (the version in Debian's python3-sklearn, which the
  * fixtures were made with) to 1e-12, thresholds exactly. In particular `rocCurve` prepends the
@@ -13,6 +15,7 @@
  *
  * @module
  */
+import { type PairThreshold, thresholdAtScore, thresholdColumns, type ThresholdRule } from "./threshold.ts";
 
 /** Counts of a 2x2 confusion matrix; "positive" means "same product". */
 export interface ConfusionMatrix {
@@ -80,8 +83,8 @@ export interface ThresholdMetrics {
 
 /** Everything measured on one set of pairs at one threshold. */
 export interface PairReport extends ThresholdMetrics {
-  /** Pairs with `score >= threshold` are predicted same. */
-  threshold: number;
+  /** The threshold applied: pairs with `score >= threshold.score` are predicted same. */
+  threshold: PairThreshold;
   pairs: number;
   positives: number;
   negatives: number;
@@ -110,15 +113,9 @@ export interface FprTargetThreshold {
   achievedTpr: number;
 }
 
-/** The kinds of rule that choose a threshold on validation: `fpr` (largest TPR with FPR <= a target), `f1`. */
-export const THRESHOLD_RULE_KINDS = ["fpr", "f1"] as const;
-/** How a threshold is chosen on validation pairs. */
-export type ThresholdRule = { kind: "f1" } | { kind: "fpr"; target: number };
-
 /** A threshold chosen on validation pairs, to be applied unchanged to test pairs with `applyThreshold`. */
 export interface ChosenThreshold {
-  threshold: number;
-  rule: ThresholdRule;
+  threshold: PairThreshold;
   /** Metrics on the validation pairs the threshold was chosen on. */
   validation: PairReport;
 }
@@ -424,8 +421,8 @@ export function tprAtFprGrid(
 }
 
 /** All pair metrics at one threshold, plus threshold-free ROC AUC and average precision. */
-export function pairReport(labels: ArrayLike<number>, scores: ArrayLike<number>, threshold: number): PairReport {
-  const confusion = confusionAtThreshold(labels, scores, threshold);
+export function pairReport(labels: ArrayLike<number>, scores: ArrayLike<number>, threshold: PairThreshold): PairReport {
+  const confusion = confusionAtThreshold(labels, scores, threshold.score);
   const positives = confusion.tp + confusion.fn;
   const negatives = confusion.tn + confusion.fp;
   return {
@@ -450,14 +447,15 @@ export function chooseThreshold(
   validationScores: ArrayLike<number>,
   rule: ThresholdRule,
 ): ChosenThreshold {
-  let threshold: number;
-  if (rule.kind === "f1") threshold = f1OptimalThreshold(validationLabels, validationScores).threshold;
+  let score: number;
+  if (rule.kind === "f1") score = f1OptimalThreshold(validationLabels, validationScores).threshold;
   else if (rule.kind === "fpr") {
-    threshold = thresholdForTargetFpr(validationLabels, validationScores, rule.target).threshold;
+    score = thresholdForTargetFpr(validationLabels, validationScores, rule.target).threshold;
   } else {throw new Error(
       `chooseThreshold: unknown rule ${JSON.stringify(rule)}; use { kind: "f1" } or { kind: "fpr", target }.`,
     );}
-  return { threshold, rule, validation: pairReport(validationLabels, validationScores, threshold) };
+  const threshold = thresholdAtScore(score, rule);
+  return { threshold, validation: pairReport(validationLabels, validationScores, threshold) };
 }
 
 /** Applies a threshold chosen on validation, unchanged, to test pairs and reports every pair metric there. */
@@ -467,4 +465,10 @@ export function applyThreshold(
   testScores: ArrayLike<number>,
 ): PairReport {
   return pairReport(testLabels, testScores, chosen.threshold);
+}
+
+/** A pair report as one flat table row: the threshold's columns, the counts, the confusion cells and every rate. */
+export function pairReportRow(report: PairReport): Record<string, number | string | null> {
+  const { threshold, confusion, ...metrics } = report;
+  return { ...thresholdColumns(threshold), ...metrics, ...confusion };
 }

@@ -15,6 +15,7 @@ import { writeFileAtomic } from "../fs.ts";
 import { dataDir } from "../paths.ts";
 import type { RenderedPairsEvaluation } from "./flows.ts";
 import type { PairSet } from "./inputs.ts";
+import { predictsSame, thresholdColumns } from "./threshold.ts";
 
 /** `data/predictions/<dataset>/<tag>_<split>_pairs.parquet`. */
 export function predictionsPath(dataset: string, tag: string, split = "test", root: string = dataDir()): string {
@@ -26,11 +27,12 @@ export interface PredictionsMetadata {
   model: string;
   embedding_tag: string;
   distance: string;
-  /** Score threshold (score = -distance; predicted same when score >= threshold). */
-  threshold: number;
-  /** The same threshold as a distance (predicted same when distance <= it). */
+  /** The threshold as a distance (predicted same when distance <= it). */
   threshold_distance: number;
-  rule: string;
+  /** The same threshold as a score (score = -distance; predicted same when score >= it). */
+  threshold_score: number;
+  /** The rule that chose it on validation ("f1", "fpr"), and the FPR target of "fpr". */
+  threshold_rule: string;
   target_fpr: number | null;
   val_fpr: number;
   val_tpr: number;
@@ -46,10 +48,7 @@ export function predictionsMetadata(evaluation: RenderedPairsEvaluation, embeddi
     model: evaluation.model,
     embedding_tag: embeddingTag,
     distance: evaluation.distance,
-    threshold: chosen.threshold,
-    threshold_distance: evaluation.distanceThreshold,
-    rule: chosen.rule.kind,
-    target_fpr: chosen.rule.kind === "fpr" ? chosen.rule.target : null,
+    ...thresholdColumns(chosen.threshold),
     val_fpr: chosen.validation.fpr,
     val_tpr: chosen.validation.tpr,
     test_fpr: test.fpr,
@@ -71,7 +70,10 @@ export async function writePredictions(
   if (evaluation.testScores.length !== n) {
     throw new Error(`writePredictions: ${evaluation.testScores.length} scores for ${n} ${test.split} pairs`);
   }
-  const predicted = Int32Array.from(evaluation.testScores, (score) => score >= evaluation.chosen.threshold ? 1 : 0);
+  const predicted = Int32Array.from(
+    evaluation.testScores,
+    (score) => predictsSame(evaluation.chosen.threshold, score) ? 1 : 0,
+  );
   const buffer = parquetWriteBuffer({
     columnData: [
       { name: "sku_left", data: test.skuLeft, type: "STRING" },

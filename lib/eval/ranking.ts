@@ -10,6 +10,16 @@
  * - `rr` = 1 / rank of the first positive (its mean over queries is MRR);
  * - `ap` = mean over positives of the precision at their rank, over the full ranked list (mean: mAP).
  *
+ * Top-k lists (a query's k nearest products of a catalog, `topKRankingRow`) have the cut-off variants,
+ * averaged as `mrr@K`, `map@K`, `ndcg@K`:
+ * - `rr@K` = `rr` when the first positive is within the top K, else 0;
+ * - `ap@K` = sum over the positives within the top K of the precision at their rank, divided by
+ *   min(positives of the query, K).
+ * Both families come from the same three functions (`reciprocalRankAt`, `averagePrecisionAt`, `ndcgAt`,
+ * with K = Infinity for the full list), so on a list that holds every candidate, with K >= its length,
+ * `map@K` equals `map` and `mrr@K` equals `mrr`. `RANKING_METRIC_DEFINITIONS` and `rankingMetricLabel`
+ * name them for tables and reports.
+ *
  * Queries without any positive are excluded from the averages and counted. Ties in score are broken
  * deterministically: by default PESSIMISTICALLY (among equal scores, negatives rank before positives,
  * so a model that scores everything equal gets no credit), then by candidate id; `ties: "candidate"`
@@ -148,6 +158,66 @@ function checkCutoffs(ks: readonly number[], name: string): void {
   }
 }
 
+/**
+ * AP@K of one ranked list (best first): the precision at the rank of each positive within the top K,
+ * summed and divided by min(`positives`, K). `positives` counts all the query's positives, also those
+ * the list does not hold. With K = Infinity and every positive in the list this is AP
+ * (scikit-learn's `average_precision_score` without ties).
+ */
+export function averagePrecisionAt(ranked: ArrayLike<number>, positives: number, k = Infinity): number {
+  if (positives <= 0) return NaN;
+  let hits = 0;
+  let sum = 0;
+  for (let i = 0; i < ranked.length && i < k; i++) {
+    if (ranked[i] === 1) sum += ++hits / (i + 1);
+  }
+  return sum / Math.min(positives, k);
+}
+
+/** 1 / rank of the first positive within the top K of a ranked list; 0 when none is there. */
+export function reciprocalRankAt(ranked: ArrayLike<number>, k = Infinity): number {
+  for (let i = 0; i < ranked.length && i < k; i++) if (ranked[i] === 1) return 1 / (i + 1);
+  return 0;
+}
+
+/** nDCG@K with gain 1 and discount 1 / log2(rank + 1); the ideal list holds min(`positives`, K) positives. */
+export function ndcgAt(ranked: ArrayLike<number>, positives: number, k: number): number {
+  if (positives <= 0) return NaN;
+  let dcg = 0;
+  for (let i = 0; i < Math.min(k, ranked.length); i++) if (ranked[i] === 1) dcg += 1 / Math.log2(i + 2);
+  let ideal = 0;
+  for (let i = 0; i < Math.min(k, positives); i++) ideal += 1 / Math.log2(i + 2);
+  return dcg / ideal;
+}
+
+/** Positives within the top `cut` of a ranked list. */
+function hitsWithin(ranked: ArrayLike<number>, cut: number): number {
+  let hits = 0;
+  for (let i = 0; i < Math.min(cut, ranked.length); i++) hits += ranked[i];
+  return hits;
+}
+
+/** 1-based rank of the first positive within the top K; null when none is there. */
+function firstPositiveRank(ranked: ArrayLike<number>, k = Infinity): number | null {
+  for (let i = 0; i < ranked.length && i < k; i++) if (ranked[i] === 1) return i + 1;
+  return null;
+}
+
+/** recall@k, precision@k and hit@k of a ranked list, for a query with `positives` positives in all. */
+function cutoffMetrics(
+  row: Record<string, unknown>,
+  ranked: ArrayLike<number>,
+  positives: number,
+  ks: readonly number[],
+): void {
+  for (const k of ks) {
+    const hits = positives > 0 ? hitsWithin(ranked, k) : NaN;
+    row[`recall@${k}`] = positives > 0 ? hits / positives : null;
+    row[`precision@${k}`] = positives > 0 ? hits / k : null;
+    row[`hit@${k}`] = positives > 0 ? (hits > 0 ? 1 : 0) : null;
+  }
+}
+
 /** Metrics of one ranked list of binary labels (best first); null metrics when there is no positive. */
 export function queryRankingRow(
   query: CandidateId,
@@ -155,43 +225,94 @@ export function queryRankingRow(
   ks: readonly number[] = [1, 5, 10],
   ndcgKs: readonly number[] = [10],
 ): QueryRankingRow {
-  const n = ranked.length;
-  let positives = 0;
-  for (let i = 0; i < n; i++) positives += ranked[i];
-  const row: QueryRankingRow = { query, candidates: n, positives, firstPositiveRank: null };
-  if (positives === 0) {
-    for (const k of ks) row[`recall@${k}`] = row[`precision@${k}`] = row[`hit@${k}`] = null;
-    for (const k of ndcgKs) row[`ndcg@${k}`] = null;
-    row.rr = row.ap = null;
-    return row;
-  }
-  const hitsAt = new Float64Array(n + 1); // hitsAt[r] = positives within the top r
-  let precisionSum = 0;
-  let firstRank = 0;
-  for (let i = 0; i < n; i++) {
-    hitsAt[i + 1] = hitsAt[i] + ranked[i];
-    if (ranked[i] === 1) {
-      precisionSum += hitsAt[i + 1] / (i + 1);
-      if (firstRank === 0) firstRank = i + 1;
-    }
-  }
-  row.firstPositiveRank = firstRank;
-  for (const k of ks) {
-    const hits = hitsAt[Math.min(k, n)];
-    row[`recall@${k}`] = hits / positives;
-    row[`precision@${k}`] = hits / k;
-    row[`hit@${k}`] = hits > 0 ? 1 : 0;
-  }
-  for (const k of ndcgKs) {
-    let dcg = 0;
-    for (let i = 0; i < Math.min(k, n); i++) if (ranked[i] === 1) dcg += 1 / Math.log2(i + 2);
-    let ideal = 0;
-    for (let i = 0; i < Math.min(k, positives); i++) ideal += 1 / Math.log2(i + 2);
-    row[`ndcg@${k}`] = dcg / ideal;
-  }
-  row.rr = 1 / firstRank;
-  row.ap = precisionSum / positives;
+  const positives = hitsWithin(ranked, ranked.length);
+  const row: QueryRankingRow = {
+    query,
+    candidates: ranked.length,
+    positives,
+    firstPositiveRank: firstPositiveRank(ranked),
+  };
+  cutoffMetrics(row, ranked, positives, ks);
+  for (const k of ndcgKs) row[`ndcg@${k}`] = positives > 0 ? ndcgAt(ranked, positives, k) : null;
+  row.rr = positives > 0 ? reciprocalRankAt(ranked) : null;
+  row.ap = positives > 0 ? averagePrecisionAt(ranked, positives) : null;
   return row;
+}
+
+/** Metrics of one query's top-k list. */
+export interface TopKQueryRow {
+  query: string;
+  positives: number;
+  /** Allowed catalog rows for this query (after the economic filter). */
+  allowed: number;
+  retrieved: number;
+  hits: number;
+  /** 1-based rank of the first positive within the top k; null when none is there. */
+  firstPositiveRank: number | null;
+  [metric: string]: string | number | null;
+}
+
+/**
+ * Metrics of one ranked top-k list: `labels` of the retrieved candidates (best first) and the number of
+ * positives the query has among all allowed candidates: recall/precision/hit at each cut-off of `ks`,
+ * `ndcg@k`, `mrr@k` (`rr@K`) and `map@k` (`ap@K`, divided by min(positives, K)).
+ */
+export function topKRankingRow(
+  query: string,
+  labels: ArrayLike<number>,
+  positives: number,
+  k: number,
+  ks: readonly number[],
+): TopKQueryRow {
+  const ranked = Array.from({ length: Math.min(labels.length, k) }, (_, i) => labels[i]);
+  const row: TopKQueryRow = {
+    query,
+    positives,
+    allowed: 0,
+    retrieved: ranked.length,
+    hits: hitsWithin(ranked, k),
+    firstPositiveRank: firstPositiveRank(ranked, k),
+  };
+  cutoffMetrics(row, ranked, positives, ks);
+  const valid = positives > 0;
+  row[`ndcg@${k}`] = valid ? ndcgAt(ranked, positives, k) : null;
+  row[`mrr@${k}`] = valid ? reciprocalRankAt(ranked, k) : null;
+  row[`map@${k}`] = valid ? averagePrecisionAt(ranked, positives, k) : null;
+  return row;
+}
+
+/** What each ranking metric key means; `@k` stands for any cut-off (`recall@5`, `map@10`). */
+export const RANKING_METRIC_DEFINITIONS = {
+  "recall@k": { label: "Recall@k", definition: "positives in the top k / all positives of the query" },
+  "precision@k": { label: "Precision@k", definition: "positives in the top k / k" },
+  "hit@k": { label: "Hit@k", definition: "1 when any positive is in the top k" },
+  "ndcg@k": { label: "nDCG@k", definition: "DCG of the top k / ideal DCG, gain 1, discount 1/log2(rank + 1)" },
+  mrr: { label: "MRR (full list)", definition: "mean of 1 / rank of the first positive among all candidates" },
+  map: {
+    label: "mAP (full list)",
+    definition: "mean AP; AP = mean over all the query's positives of the precision at their rank",
+  },
+  "mrr@k": { label: "MRR@k", definition: "mean of 1 / rank of the first positive in the top k, 0 when none is there" },
+  "map@k": {
+    label: "mAP@k",
+    definition: "mean AP@k; AP@k = sum of the precision at each positive's rank in the top k / min(positives, k)",
+  },
+} as const;
+export type RankingMetricKey = keyof typeof RANKING_METRIC_DEFINITIONS;
+
+/** The definition key of a metric name (`map@10` -> `map@k`, `filtered_mrr` -> `mrr`); undefined when none. */
+export function rankingMetricKey(name: string): RankingMetricKey | undefined {
+  const bare = name.replace(/^filtered_/, "").replace(/@\d+$/, "@k");
+  return Object.hasOwn(RANKING_METRIC_DEFINITIONS, bare) ? bare as RankingMetricKey : undefined;
+}
+
+/** A metric name as a table or report labels it: `map@10` -> "mAP@10", `map` -> "mAP (full list)". */
+export function rankingMetricLabel(name: string): string {
+  const key = rankingMetricKey(name);
+  if (!key) return name;
+  const cut = name.match(/@(\d+)$/)?.[1];
+  const label = RANKING_METRIC_DEFINITIONS[key].label.replace("@k", cut ? `@${cut}` : "@k");
+  return name.startsWith("filtered_") ? `${label}, filtered` : label;
 }
 
 /**

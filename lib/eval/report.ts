@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { reportsDir } from "../paths.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../fs.ts";
 import { escapeHtml, type Figure, figureHtml, plotlyJs } from "../notebook/display.ts";
+import { RANKING_METRIC_DEFINITIONS, rankingMetricKey, rankingMetricLabel } from "./ranking.ts";
 
 /** A table saved with a notebook's results. */
 export interface ResultTable {
@@ -238,7 +239,11 @@ function formatValue(value: unknown): string {
 export function htmlTable(rows: readonly Record<string, unknown>[], caption?: string): string {
   const columns = [...new Set(rows.flatMap((row) => Object.keys(row)))];
   return `<table>${caption ? `<caption>${escapeHtml(caption)}</caption>` : ""}<thead><tr>${
-    columns.map((c) => `<th>${escapeHtml(c)}</th>`).join("")
+    columns.map((c) => {
+      const key = rankingMetricKey(c);
+      const title = key ? ` title="${escapeHtml(`${c}: ${RANKING_METRIC_DEFINITIONS[key].definition}`)}"` : "";
+      return `<th${title}>${escapeHtml(key ? rankingMetricLabel(c) : c)}</th>`;
+    }).join("")
   }</tr></thead><tbody>${
     rows.map((row) => `<tr>${columns.map((c) => `<td>${formatValue(row[c])}</td>`).join("")}</tr>`).join("")
   }</tbody></table>`;
@@ -254,6 +259,21 @@ table{border-collapse:collapse;margin:0.8em 0;font-size:13px}caption{text-align:
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 .missing{background:#fff4e0;border:1px solid #f0c070;padding:0.6em 1em}.note{color:#555}section{margin-bottom:2.5em}
 .scroll{overflow-x:auto}`;
+
+/** The definitions of the ranking metrics the report shows (full-list mAP/MRR vs their top-k variants). */
+function rankingDefinitionsHtml(collected: CollectedResults): string {
+  const names = collected.found.flatMap((r) => Object.values(r.headline).flatMap((m) => Object.keys(m)));
+  const keys = [...new Set(names.map(rankingMetricKey).filter((k) => k !== undefined))];
+  if (!keys.length) return "";
+  const items = keys.map((k) =>
+    `<li><b>${escapeHtml(RANKING_METRIC_DEFINITIONS[k].label)}</b>: ${
+      escapeHtml(RANKING_METRIC_DEFINITIONS[k].definition)
+    }</li>`
+  );
+  return `<details><summary>ranking metrics: definitions (the full-list mAP and MRR are not the top-k mAP@k and MRR@k)</summary><ul>${
+    items.join("")
+  }</ul></details>`;
+}
 
 /** The self-contained report (plotly.js inlined once in the head). */
 export function reportHtml(collected: CollectedResults, created = new Date().toISOString()): string {
@@ -291,6 +311,7 @@ ${figures}
 ${collected.missing.length} of the ${TESTING_NOTEBOOKS.length} testing notebooks missing. Scores are -distance; where a notebook uses a threshold, it is chosen on validation pairs and
 applied unchanged to the evaluated split (named in each section). Every number here is also in metrics.json.</p>
 <ul>${contents}</ul>
+${rankingDefinitionsHtml(collected)}
 ${
     collected.found.length
       ? `<h2>Summary</h2><div class="scroll">${

@@ -118,3 +118,35 @@ export function multipleNegativesRankingLoss(anchors: tf.Tensor2D, candidates: t
     return tf.losses.softmaxCrossEntropy(targets, scores) as tf.Scalar;
   });
 }
+
+/** A pair loss of the training registry: one formula for training batches and for validation. */
+export interface PairLoss {
+  /** What it computes, for tables and docs. */
+  readonly description: string;
+  /** distances [pairs], labels [pairs] (1 = same product), margin -> scalar. */
+  readonly apply: (distances: tf.Tensor1D, labels: tf.Tensor1D, margin: number) => tf.Scalar;
+}
+
+/** The training losses, by name: the reference's contrastive loss and its online (in-batch hard pairs) variant. */
+export const PAIR_LOSSES = {
+  "contrastive": {
+    description: "mean over pairs of y d^2 + (1 - y) max(0, margin - d)^2 (Hadsell et al., the reference)",
+    apply: contrastiveLoss,
+  },
+  "online-contrastive": {
+    description: "sum over the batch's hard pairs only (sentence-transformers' OnlineContrastiveLoss)",
+    apply: onlineContrastiveLoss,
+  },
+} as const satisfies Record<string, PairLoss>;
+/** The name of a training loss. */
+export type TrainingLoss = keyof typeof PAIR_LOSSES;
+/** The names of the training losses. */
+export const TRAINING_LOSSES = Object.keys(PAIR_LOSSES) as TrainingLoss[];
+
+/** The registry entry of a loss name; an unknown name is an error naming it, `where` it came from and the choices. */
+export function pairLoss(name: string, where = "loss"): PairLoss {
+  if (!Object.hasOwn(PAIR_LOSSES, name)) {
+    throw new Error(`${where} = ${JSON.stringify(name)}; expected one of ${TRAINING_LOSSES.join(", ")}`);
+  }
+  return PAIR_LOSSES[name as TrainingLoss];
+}

@@ -40,6 +40,14 @@ export interface ProductBatch extends TextBatch {
 /** Which weights `trainableVariables` returns. */
 export type TrainablePart = "all" | "head" | "towers";
 
+/** The model's towers, by the PyTorch name prefixes of their weights. */
+export const TOWER_PREFIXES = {
+  image: ["ruclip.visual."],
+  text: ["ruclip.transformer.", "ruclip.final_ln.", "description_transformer."],
+} as const;
+/** A tower that can be locked (frozen) for training. */
+export type Tower = keyof typeof TOWER_PREFIXES;
+
 /** Options of `createSiameseRuCLIP`. */
 export interface CreateOptions {
   /** Seed of the random initialisation (default 0). */
@@ -60,6 +68,7 @@ export class SiameseRuCLIP {
   readonly embeddingDim: number;
   /** Size of the image tower's features, the first columns of the tower features (768 for the real preset). */
   readonly imageDim: number;
+  private readonly locked = new Set<Tower>();
 
   constructor(readonly config: SiameseRuCLIPConfig, private readonly store: ParameterStore) {
     this.ruclip = new RuCLIPTiny(store, "ruclip", config);
@@ -150,9 +159,34 @@ export class SiameseRuCLIP {
    */
   trainableVariables(part: TrainablePart = "all"): tf.Variable[] {
     const isHead = (e: ParameterEntry): boolean => e.name.startsWith("head.");
+    const lockedPrefixes = [...this.locked].flatMap((tower) => TOWER_PREFIXES[tower]);
     return this.store.variables((e) =>
-      e.usedInForward && (part === "all" || (part === "head" ? isHead(e) : !isHead(e)))
+      e.usedInForward && (part === "all" || (part === "head" ? isHead(e) : !isHead(e))) &&
+      !lockedPrefixes.some((prefix) => e.name.startsWith(prefix))
     );
+  }
+
+  /**
+   * Freezes the image tower: `trainableVariables` leaves its weights out until `unlockTowers()`
+   * (open_clip's `lock_image_tower`). The tower still runs in the forward pass.
+   */
+  lockImageTower(): void {
+    this.locked.add("image");
+  }
+
+  /** Freezes the name and description towers (BERTs and the name projection). */
+  lockTextTowers(): void {
+    this.locked.add("text");
+  }
+
+  /** Unfreezes every tower. */
+  unlockTowers(): void {
+    this.locked.clear();
+  }
+
+  /** The towers that are frozen now. */
+  lockedTowers(): Tower[] {
+    return (Object.keys(TOWER_PREFIXES) as Tower[]).filter((tower) => this.locked.has(tower));
   }
 
   /** PyTorch names of the variables `trainableVariables(part)` returns, in the same order. */

@@ -5,8 +5,10 @@
  * @module
  */
 import { parseSplitRatios } from "../data/split.ts";
+import { parseShard } from "../embeddings/shard.ts";
 import { NUMERIC_ANALYTICS_COLUMNS } from "../data/columns.ts";
 import { choice, type ChoiceSpec, integer, number, text, type TextSpec } from "./params.ts";
+import type { EconomicFilterOptions } from "../eval/economic_filter.ts";
 
 const NAME = /^[A-Za-z0-9_.-]+$/;
 
@@ -60,4 +62,32 @@ export const economicFilter = {
 export function priceColumn(defaultValue = "final_price"): ChoiceSpec<string> {
   const prices = NUMERIC_ANALYTICS_COLUMNS.filter((column) => column.endsWith("_price"));
   return choice(prices, defaultValue, "the price the economic filter compares");
+}
+
+/** The economic filter's options from its parameters (`economicFilter`). */
+export function economicFilterOptions(
+  params: { MIN_SALES: number; MIN_BALANCE: number; MIN_RATING: number; PRICE_TOLERANCE: number },
+): EconomicFilterOptions {
+  return {
+    minSales: params.MIN_SALES,
+    minBalance: params.MIN_BALANCE,
+    minRating: params.MIN_RATING,
+    priceTolerance: params.PRICE_TOLERANCE,
+  };
+}
+
+/** `SHARD`: "i/N" embeds only the i-th of N slices of the catalog (by SKU hash); empty = the whole catalog. */
+export function shard(): TextSpec {
+  return text("", "i/N: embed only slice i of N (by SKU hash), merged when all N parts exist; empty = all", {
+    check: (value) => {
+      if (value.trim() === "") return undefined;
+      try {
+        parseShard(value);
+        return undefined;
+      } catch {
+        return `give i/N with 0 <= i < N, such as "0/2"`;
+      }
+    },
+    allowed: 'empty, or i/N with 0 <= i < N (e.g. "1/4")',
+  });
 }

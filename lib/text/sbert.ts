@@ -12,6 +12,7 @@
 // @ts-types="./transformers_api.d.ts"
 import { AutoModel, type PreTrainedModel, Tensor } from "@huggingface/transformers";
 import { join } from "node:path";
+import { concatRows } from "../embeddings/catalog.ts";
 import { exists } from "../fs.ts";
 import { shippedDir } from "../paths.ts";
 import { loadTokenizer, pretrainedLoadOptions, type ProductTokenizer } from "./tokenizer.ts";
@@ -224,5 +225,19 @@ export async function loadSentenceEncoder(
     async dispose(): Promise<void> {
       await model.dispose();
     },
+  };
+}
+
+/**
+ * An `embedCatalog` encoder over `texts` (one per catalog row): the rows' sentence embeddings as one
+ * row-major matrix.
+ */
+export function textRowsEncoder(
+  encoder: SentenceEncoder,
+  texts: readonly string[],
+  batchSize?: number,
+): (rows: number[]) => Promise<Float32Array> {
+  return async (rows) => {
+    return concatRows(await encoder.embed(rows.map((r) => texts[r]), { batchSize }), encoder.dimension);
   };
 }

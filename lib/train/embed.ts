@@ -217,19 +217,8 @@ export function gatherRows(matrix: Float32Array, dim: number, rows: readonly num
   return tf.tensor2d(slab, [rows.length, dim]);
 }
 
-/** The image-tower columns [n, imageDim] of tower features [n, featureDim] (both row-major). */
-export function imageColumns(features: Float32Array, featureDim: number, imageDim: number): Float32Array {
-  if (features.length % featureDim !== 0) {
-    throw new Error(`imageColumns: ${features.length} values are not rows of ${featureDim} features`);
-  }
-  const n = features.length / featureDim;
-  const out = new Float32Array(n * imageDim);
-  for (let i = 0; i < n; i++) out.set(features.subarray(i * featureDim, i * featureDim + imageDim), i * imageDim);
-  return out;
-}
-
 /** Euclidean distances ||a - b + eps|| between rows of two embedding matrices (as F.pairwise_distance). */
-export function pairDistances(
+export function rowPairDistances(
   embeddings: Float32Array,
   dim: number,
   left: ArrayLike<number>,

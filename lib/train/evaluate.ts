@@ -1,9 +1,10 @@
 /** Scoring pair sets with a model: labels and scores (-distance) for the metric functions. */
 import type { SiameseRuCLIP } from "../model/siamese.ts";
 import { scoresFromDistances } from "../eval/pair_metrics.ts";
-import { computeEmbeddings, pairDistances } from "./embed.ts";
+import { computeEmbeddings, rowPairDistances } from "./embed.ts";
 import type { ProductInputs } from "./product_inputs.ts";
 import type { PairIndexSet } from "./trainer.ts";
+import type { ScoringInputs } from "./strategies.ts";
 
 export interface ScoredPairs {
   labels: Float32Array;
@@ -14,13 +15,14 @@ export interface ScoredPairs {
 
 /**
  * Embeds each product of the pairs once and scores the pairs: only the head runs when `features`
- * (all tower features) are given, the text towers and the head when `imageFeatures` are.
+ * (all tower features) are given, the text towers and the head when `imageFeatures` are; a training
+ * mode's inputs are `trainingStrategy(mode).scoringInputs(model, features)`.
  */
 export async function scorePairs(
   model: SiameseRuCLIP,
   inputs: ProductInputs,
   pairs: PairIndexSet,
-  options: { features?: Float32Array; imageFeatures?: Float32Array; batchSize?: number } = {},
+  options: ScoringInputs & { batchSize?: number } = {},
 ): Promise<ScoredPairs> {
   const rows = [...new Set([...pairs.left, ...pairs.right])].sort((a, b) => a - b);
   const embeddings = await computeEmbeddings(model, inputs, rows, {
@@ -30,7 +32,7 @@ export async function scorePairs(
     progress: false,
   });
   const position = new Map(rows.map((row, i) => [row, i]));
-  const distances = pairDistances(
+  const distances = rowPairDistances(
     embeddings,
     model.embeddingDim,
     Int32Array.from(pairs.left, (r) => position.get(r)!),

@@ -1,8 +1,9 @@
 /**
- * ReduceLROnPlateau with PyTorch's semantics (mode "max" for F1, threshold_mode "rel"):
- * after `patience` epochs without an improvement larger than `threshold` (relative), the
- * learning rate is multiplied by `factor` (not below `minLearningRate`), then `cooldown`
- * epochs pass before counting again.
+ * ReduceLROnPlateau with PyTorch's semantics (threshold_mode "rel"): after `patience` epochs without
+ * an improvement larger than `threshold` (relative), the learning rate is multiplied by `factor`
+ * (not below `minLearningRate`), then `cooldown` epochs pass before counting again. As in PyTorch, a
+ * NaN metric is never an improvement (it counts as a bad epoch), and a reduction of `eps` or less
+ * (default 1e-8) leaves the learning rate unchanged.
  */
 export interface PlateauConfig {
   mode?: "max" | "min";
@@ -11,6 +12,8 @@ export interface PlateauConfig {
   threshold?: number;
   cooldown?: number;
   minLearningRate?: number;
+  /** Minimal decay: a reduction of at most eps is not applied (PyTorch's eps, default 1e-8). */
+  eps?: number;
 }
 
 export interface PlateauState {
@@ -26,6 +29,7 @@ export class ReduceLROnPlateau {
   readonly threshold: number;
   readonly cooldown: number;
   readonly minLearningRate: number;
+  readonly eps: number;
   state: PlateauState;
 
   constructor(config: PlateauConfig = {}) {
@@ -38,6 +42,7 @@ export class ReduceLROnPlateau {
     this.threshold = config.threshold ?? 1e-4;
     this.cooldown = config.cooldown ?? 0;
     this.minLearningRate = config.minLearningRate ?? 0;
+    this.eps = config.eps ?? 1e-8;
     this.state = { best: this.mode === "max" ? -Infinity : Infinity, badEpochs: 0, cooldownLeft: 0 };
   }
 
@@ -49,7 +54,6 @@ export class ReduceLROnPlateau {
 
   /** Records an epoch's metric and returns the learning rate to use next. */
   step(metric: number, learningRate: number): number {
-    if (Number.isNaN(metric)) return learningRate;
     if (this.isBetter(metric)) {
       this.state.best = metric;
       this.state.badEpochs = 0;
@@ -64,7 +68,7 @@ export class ReduceLROnPlateau {
       const reduced = Math.max(learningRate * this.factor, this.minLearningRate);
       this.state.cooldownLeft = this.cooldown;
       this.state.badEpochs = 0;
-      return reduced;
+      return learningRate - reduced > this.eps ? reduced : learningRate;
     }
     return learningRate;
   }

@@ -184,3 +184,15 @@ async function loadBertTower(model: SiameseRuCLIP, tower: "name" | "description"
     throw new Error(`${path} does not fit the ${tower} tower:\n${report.summary}`);
   }
 }
+
+/** Parameter counts of the model's parts, as PyTorch counts them, for the training notebook's table. */
+export function modelPartRows(model: SiameseRuCLIP): { part: string; parameters: number }[] {
+  const count = (...prefixes: string[]) => prefixes.reduce((n, prefix) => n + model.parameterCount(prefix), 0);
+  return [
+    { part: "image tower (ConvNeXt)", parameters: count("ruclip.visual.") },
+    { part: "name tower (BERT + final_ln)", parameters: count("ruclip.transformer.", "ruclip.final_ln.") },
+    { part: "description tower (BERT)", parameters: count("description_transformer.") },
+    { part: "head", parameters: count("head.") },
+    { part: "total", parameters: model.parameterCount() },
+  ];
+}

@@ -1,23 +1,20 @@
 /**
  * Contrastive training of SiameseRuCLIP on rendered pairs.
  *
- * - `full` mode fine-tunes everything end to end (as the reference); each distinct product of a
- *   batch is encoded once, however many of the batch's pairs it is in.
- * - `head` mode freezes the towers: their features are computed once per product (and cached on
- *   disk by the caller, see feature_cache.ts) and only the head is trained.
- * - `text` mode freezes only the image tower: the name and description towers are fine-tuned with
- *   the head (the image tower's backward pass is most of a full step on CPU).
- * AdamW with decoupled weight decay, gradient clipping by global norm, ReduceLROnPlateau on
- * validation F1. Each epoch is validated (loss, P Acc, N Acc, their mean, F1, the F1-optimal
- * threshold, ROC AUC), checkpointed under `<tmpDir>/epoch-NNN`, and the best checkpoint by the
- * chosen metric is kept in `<runDir>/best`; the last epoch goes to `<runDir>/final`.
+ * What a mode trains and how a step runs is its strategy (strategies.ts: `head`, `text`, `full`);
+ * the configuration is checked once on entry (config.ts). The loss is one registry entry
+ * (model/losses.ts `PAIR_LOSSES`) used by the training steps and by validation alike.
+ * AdamW with decoupled weight decay, gradient clipping by global norm, ReduceLROnPlateau on the
+ * metric that picks the best epoch (or `plateauMetric`). Each epoch is validated (loss, P Acc, N Acc,
+ * their mean, F1, the F1-optimal threshold, ROC AUC), checkpointed under `<tmpDir>/epoch-NNN`, and the
+ * best checkpoint by the chosen metric is kept in `<runDir>/best`; the last epoch goes to `<runDir>/final`.
  * A NaN or Inf loss stops the run with `TrainingDivergedError`, naming the last good checkpoint.
  */
 import { join } from "node:path";
 import { tf } from "../tf.ts";
-import type { ProductBatch, SiameseRuCLIP, TrainablePart } from "../model/siamese.ts";
+import type { SiameseRuCLIP } from "../model/siamese.ts";
 import { seedDropout } from "../model/layers.ts";
-import { contrastiveLoss, onlineContrastiveLoss, pairwiseDistance } from "../model/losses.ts";
+import { pairLoss, pairwiseDistance, type TrainingLoss } from "../model/losses.ts";
 import { loadCheckpoint, saveCheckpoint } from "../model/checkpoint.ts";
 import type { StateDict } from "../model/state_dict.ts";
 import {
@@ -27,57 +24,21 @@ import {
   rocAuc,
   scoresFromDistances,
 } from "../eval/pair_metrics.ts";
+import { type PairThreshold, thresholdAtScore, thresholdFromJson } from "../eval/threshold.ts";
 import { Progress } from "../notebook/progress.ts";
 import { SeededRandom } from "../data/random.ts";
 import { AdamW, clipGradientsByGlobalNorm } from "./adamw.ts";
 import { type PlateauState, ReduceLROnPlateau } from "./plateau.ts";
 import { disposeProductBatch, type ProductInputs } from "./product_inputs.ts";
-import { computeEmbeddings, imageColumns, pairDistances } from "./embed.ts";
-
-/** What training updates: `head` (towers frozen, cached features), `text` (image tower frozen) or `full`. */
-export const TRAINING_MODES = ["head", "text", "full"] as const;
-export type TrainingMode = typeof TRAINING_MODES[number];
-
-/** The training losses: the reference's contrastive loss, or its online (in-batch hard pairs) variant. */
-export const TRAINING_LOSSES = ["contrastive", "online-contrastive"] as const;
-export type TrainingLoss = typeof TRAINING_LOSSES[number];
-
-/** Validation metrics that can pick the best checkpoint. */
-export const BEST_METRICS = ["f1", "auc", "loss"] as const;
-export type BestMetric = typeof BEST_METRICS[number];
-
-export interface TrainingConfig {
-  mode: TrainingMode;
-  epochs: number;
-  batchSize: number;
-  learningRate: number;
-  weightDecay: number;
-  /** Contrastive margin on the Euclidean distance. */
-  margin: number;
-  loss: TrainingLoss;
-  plateauFactor: number;
-  plateauPatience: number;
-  /** Maximum global gradient norm; 0 turns clipping off. */
-  gradientClip: number;
-  seed: number;
-  /** Validation metric that picks the best checkpoint. */
-  bestMetric: BestMetric;
-}
-
-export const DEFAULT_TRAINING_CONFIG: TrainingConfig = {
-  mode: "full",
-  epochs: 10,
-  batchSize: 60,
-  learningRate: 5e-5,
-  weightDecay: 1e-2,
-  margin: 1,
-  loss: "contrastive",
-  plateauFactor: 0.5,
-  plateauPatience: 1,
-  gradientClip: 1,
-  seed: 42,
-  bestMetric: "f1",
-};
+import { computeEmbeddings, rowPairDistances } from "./embed.ts";
+import {
+  BEST_METRIC_DEFINITIONS,
+  isBetterEpoch,
+  schedulerMetric,
+  type TrainingConfig,
+  validateTrainingConfig,
+} from "./config.ts";
+import { type ScoringInputs, trainingStrategy } from "./strategies.ts";
 
 /** Pairs as rows of a ProductInputs; label 1 = same product. */
 export interface PairIndexSet {
@@ -108,7 +69,11 @@ export function pairIndexSet(
 /** One epoch's numbers. */
 export interface EpochRecord {
   epoch: number;
+  /** The loss of `trainLoss` and `valLoss` (one formula for both). */
+  loss: TrainingLoss;
+  /** Mean over the epoch's pairs of the per-step loss. */
   trainLoss: number;
+  /** The same on the validation pairs, in steps of `batchSize` pairs in their given order. */
   valLoss: number;
   /** Recall of positives at the F1-optimal threshold ("P Acc"). */
   pAcc: number;
@@ -116,12 +81,17 @@ export interface EpochRecord {
   nAcc: number;
   meanAcc: number;
   f1: number;
-  /** F1-optimal distance threshold: pairs closer than or at it are predicted same. */
-  threshold: number;
+  /** The F1-optimal threshold on the validation pairs (score, distance, rule). */
+  threshold: PairThreshold;
   auc: number;
   learningRate: number;
   seconds: number;
   pairsPerSecond: number;
+}
+
+/** Epoch records as flat table rows (the threshold as its distance). */
+export function epochRows(history: readonly EpochRecord[]): Record<string, number | string>[] {
+  return history.map(({ threshold, ...record }) => ({ ...record, threshold_distance: threshold.distance }));
 }
 
 export class TrainingDivergedError extends Error {
@@ -175,32 +145,47 @@ export interface TrainingResult {
   startEpoch: number;
 }
 
-function metricValue(record: EpochRecord, metric: TrainingConfig["bestMetric"]): number {
-  return metric === "loss" ? -record.valLoss : metric === "auc" ? record.auc : record.f1;
-}
+/** The validation part of an epoch's record. */
+export type ValidationMetrics = Pick<
+  EpochRecord,
+  "loss" | "valLoss" | "pAcc" | "nAcc" | "meanAcc" | "f1" | "threshold" | "auc"
+>;
 
-/** Validation numbers of embeddings for a pair set (distances, contrastive loss, F1-optimal threshold). */
-export function validationMetrics(
+/**
+ * Validation numbers of a pair set's distances: the training loss (the registry entry of `config.loss`,
+ * over steps of `config.batchSize` pairs, weighted by pairs as the training loss is), the F1-optimal
+ * threshold and the pair metrics at it, ROC AUC.
+ */
+export async function validationMetrics(
   distances: Float64Array,
   labels: Float32Array,
-  margin: number,
-): Omit<EpochRecord, "epoch" | "trainLoss" | "learningRate" | "seconds" | "pairsPerSecond"> {
-  let loss = 0;
-  for (let i = 0; i < distances.length; i++) {
-    const d = distances[i];
-    loss += labels[i] * d * d + (1 - labels[i]) * Math.max(0, margin - d) ** 2;
+  config: Pick<TrainingConfig, "loss" | "margin" | "batchSize">,
+): Promise<ValidationMetrics> {
+  const loss = pairLoss(config.loss, "TrainingConfig.loss");
+  let lossSum = 0;
+  for (let start = 0; start < distances.length; start += config.batchSize) {
+    const end = Math.min(distances.length, start + config.batchSize);
+    const value = tf.tidy(() =>
+      loss.apply(
+        tf.tensor1d(Float32Array.from(distances.subarray(start, end))),
+        tf.tensor1d(labels.subarray(start, end)),
+        config.margin,
+      )
+    );
+    lossSum += (await value.data())[0] * (end - start);
+    value.dispose();
   }
-  loss /= Math.max(1, distances.length);
   const scores = scoresFromDistances(distances);
   const best = f1OptimalThreshold(labels, scores);
   const metrics = metricsFromConfusion(confusionAtThreshold(labels, scores, best.threshold));
   return {
-    valLoss: loss,
+    loss: config.loss,
+    valLoss: lossSum / Math.max(1, distances.length),
     pAcc: metrics.positiveAccuracy,
     nAcc: metrics.negativeAccuracy,
     meanAcc: metrics.balancedAccuracy,
     f1: best.f1,
-    threshold: -best.threshold,
+    threshold: thresholdAtScore(best.threshold, { kind: "f1" }),
     auc: rocAuc(labels, scores),
   };
 }
@@ -211,25 +196,17 @@ function distinctRows(set: PairIndexSet): number[] {
 }
 
 /** Embeds the validation products once and scores the validation pairs. */
-async function validate(
-  options: TrainOptions,
-  imageFeatures: Float32Array | undefined,
-): Promise<ReturnType<typeof validationMetrics>> {
+async function validate(options: TrainOptions, scoring: ScoringInputs): Promise<ValidationMetrics> {
   const { model, inputs, validation, config } = options;
   const rows = distinctRows(validation);
-  const embeddings = await computeEmbeddings(model, inputs, rows, {
-    batchSize: 64,
-    features: config.mode === "head" ? options.features : undefined,
-    imageFeatures,
-    progress: false,
-  });
+  const embeddings = await computeEmbeddings(model, inputs, rows, { batchSize: 64, ...scoring, progress: false });
   const position = new Map(rows.map((row, i) => [row, i]));
   const left = Int32Array.from(validation.left, (r) => position.get(r)!);
   const right = Int32Array.from(validation.right, (r) => position.get(r)!);
-  return validationMetrics(
-    pairDistances(embeddings, model.embeddingDim, left, right),
+  return await validationMetrics(
+    rowPairDistances(embeddings, model.embeddingDim, left, right),
     validation.labels,
-    config.margin,
+    config,
   );
 }
 
@@ -248,21 +225,19 @@ function renameState(state: StateDict, names: Map<string, string>): StateDict {
 /** Trains the model; see the module comment. */
 export async function trainSiamese(options: TrainOptions): Promise<TrainingResult> {
   const { model, inputs, train, config } = options;
-  if (config.mode === "head" && !options.features) {
-    throw new Error("head mode needs the products' tower features (options.features)");
+  validateTrainingConfig(config);
+  const strategy = trainingStrategy(config.mode);
+  if (strategy.towerFeatures === "required" && !options.features) {
+    throw new Error(`${config.mode} mode needs the products' tower features (options.features, see feature_cache.ts)`);
   }
   if (train.labels.length === 0) throw new Error("no training pairs");
-  if (!(config.epochs >= 1)) throw new Error(`epochs must be >= 1, got ${config.epochs}`);
-  const part: TrainablePart = config.mode === "head" ? "head" : "all";
-  const frozen = (name: string) => config.mode === "text" && name.startsWith("ruclip.visual.");
-  const allNames = model.trainableNames(part);
-  const variables = model.trainableVariables(part).filter((_, i) => !frozen(allNames[i]));
-  const torchNames = allNames.filter((name) => !frozen(name));
+  const { variables, names: torchNames } = strategy.prepare(model);
   const toTorch = new Map(variables.map((v, i) => [v.name, torchNames[i]]));
   const fromTorch = new Map(variables.map((v, i) => [torchNames[i], v.name]));
   const optimizer = new AdamW({ learningRate: config.learningRate, weightDecay: config.weightDecay });
+  const watched = BEST_METRIC_DEFINITIONS[schedulerMetric(config)];
   const plateau = new ReduceLROnPlateau({
-    mode: "max",
+    mode: watched.mode,
     factor: config.plateauFactor,
     patience: config.plateauPatience,
   });
@@ -281,7 +256,11 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
     if (!state) throw new Error(`${options.resumeFrom}: no training_state.json, so training cannot resume from it`);
     startEpoch = state.epoch;
     step = state.step;
-    history = (state.history as EpochRecord[] | undefined) ?? [];
+    history = ((state.history as EpochRecord[] | undefined) ?? []).map((record, i) => ({
+      ...record,
+      loss: record.loss ?? config.loss,
+      threshold: thresholdFromJson(record.threshold, `${options.resumeFrom}: history[${i}].threshold`),
+    }));
     optimizer.learningRate = Number(state.learningRate ?? config.learningRate);
     if (state.plateau) plateau.state = state.plateau as PlateauState;
     if (checkpoint.optimizerState) {
@@ -290,16 +269,13 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
     lastGood = options.resumeFrom;
   }
 
-  // Text mode: the frozen image tower's output, taken once from the cached tower features.
-  const imageFeatures = config.mode === "text" && options.features
-    ? imageColumns(options.features, model.featureDim, model.imageDim)
+  // The cached features the mode steps on (all tower features, or the frozen image tower's columns).
+  const scoring = strategy.scoringInputs(model, options.features);
+  const cachedFeatures = scoring.features ?? scoring.imageFeatures;
+  const featureTensor = cachedFeatures
+    ? tf.tensor2d(cachedFeatures, [inputs.size, cachedFeatures.length / inputs.size])
     : undefined;
-  const featureTensor = config.mode === "head"
-    ? tf.tensor2d(options.features!, [inputs.size, model.featureDim])
-    : imageFeatures
-    ? tf.tensor2d(imageFeatures, [inputs.size, model.imageDim])
-    : undefined;
-  const lossFunction = config.loss === "online-contrastive" ? onlineContrastiveLoss : contrastiveLoss;
+  const loss = pairLoss(config.loss, "TrainingConfig.loss");
   // The running epoch's bar: a failure anywhere in the epoch leaves it showing where and why it stopped.
   let bar: Progress | undefined;
   try {
@@ -323,7 +299,7 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
         const leftLocal = batchPairs.map((p) => local.get(train.left[p])!);
         const rightLocal = batchPairs.map((p) => local.get(train.right[p])!);
         const labels = batchPairs.map((p) => train.labels[p]);
-        const batch = config.mode === "head" ? undefined : featureTensor ? inputs.textBatch(rows) : inputs.batch(rows);
+        const batch = strategy.batch(inputs, rows, featureTensor !== undefined);
         // Dropout masks depend only on the run's seed and the step: runs repeat, resumed ones too.
         seedDropout(config.seed * 1_000_003 + (step + 1) * 1_009);
         let value: tf.Scalar;
@@ -331,42 +307,38 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
         try {
           ({ value, grads } = tf.variableGrads(() => {
             const cached = featureTensor ? tf.gather(featureTensor, tf.tensor1d(rows, "int32")) as tf.Tensor2D : null;
-            const embeddings = !batch
-              ? model.head(cached!, true)
-              : cached
-              ? model.head(tf.concat([cached, model.textFeatures(batch, true)], 1), true)
-              : model.embed(batch as ProductBatch, true);
+            const embeddings = strategy.embed(model, batch, cached, true);
             const distances = pairwiseDistance(
               tf.gather(embeddings, tf.tensor1d(leftLocal, "int32")) as tf.Tensor2D,
               tf.gather(embeddings, tf.tensor1d(rightLocal, "int32")) as tf.Tensor2D,
             );
-            return lossFunction(distances, tf.tensor1d(labels), config.margin);
+            return loss.apply(distances, tf.tensor1d(labels), config.margin);
           }, variables));
         } finally {
           seedDropout(null);
           if (batch) disposeProductBatch(batch);
         }
-        let loss = (await value.data())[0];
+        let stepLoss = (await value.data())[0];
         value.dispose();
         step += 1;
-        if (options.lossHook) loss = options.lossHook(epoch, step, loss);
-        if (!Number.isFinite(loss)) {
+        if (options.lossHook) stepLoss = options.lossHook(epoch, step, stepLoss);
+        if (!Number.isFinite(stepLoss)) {
           Object.values(grads).forEach((g) => g.dispose());
-          bar.setMetrics({ loss });
-          throw new TrainingDivergedError(epoch, step, loss, lastGood);
+          bar.setMetrics({ loss: stepLoss });
+          throw new TrainingDivergedError(epoch, step, stepLoss, lastGood);
         }
         const clipped = config.gradientClip > 0
           ? (await clipGradientsByGlobalNorm(grads, config.gradientClip)).gradients
           : grads;
         optimizer.applyGradients(variables, clipped);
         Object.values(clipped).forEach((g) => g.dispose());
-        lossSum += loss * batchPairs.length;
+        lossSum += stepLoss * batchPairs.length;
         lossCount += batchPairs.length;
         await bar.tick(batchPairs.length, { loss: lossSum / lossCount, lr: optimizer.learningRate });
       }
       await bar.done();
       const trainSeconds = (performance.now() - started) / 1000;
-      const metrics = await validate(options, imageFeatures);
+      const metrics = await validate(options, scoring);
       const record: EpochRecord = {
         epoch,
         trainLoss: lossSum / Math.max(1, lossCount),
@@ -376,7 +348,7 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
         pairsPerSecond: lossCount / trainSeconds,
       };
       history.push(record);
-      optimizer.learningRate = plateau.step(record.f1, optimizer.learningRate);
+      optimizer.learningRate = plateau.step(watched.value(record), optimizer.learningRate);
       const trainingState = {
         epoch,
         step,
@@ -384,7 +356,12 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
         learningRate: optimizer.learningRate,
         plateau: plateau.state,
         history,
-        metrics: { f1: record.f1, auc: record.auc, threshold: record.threshold, valLoss: record.valLoss },
+        metrics: {
+          f1: record.f1,
+          auc: record.auc,
+          thresholdDistance: record.threshold.distance,
+          valLoss: record.valLoss,
+        },
         config,
         optimizer: { name: "AdamW", weightDecay: config.weightDecay },
       };
@@ -392,8 +369,7 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
       const epochDir = join(tmpDir, `epoch-${String(epoch).padStart(3, "0")}`);
       await saveCheckpoint(epochDir, { model, config: model.config, trainingState, optimizerState });
       lastGood = epochDir;
-      const bestSoFar = Math.max(...history.slice(0, -1).map((r) => metricValue(r, config.bestMetric)), -Infinity);
-      if (metricValue(record, config.bestMetric) > bestSoFar) {
+      if (history.slice(0, -1).every((earlier) => isBetterEpoch(config.bestMetric, record, earlier))) {
         await saveCheckpoint(bestDir, { model, config: model.config, trainingState: { ...trainingState, best: true } });
       }
       await options.onEpoch?.(record, history);
@@ -410,9 +386,6 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
     featureTensor?.dispose();
     optimizer.dispose();
   }
-  const bestEpoch = history.reduce(
-    (best, r) => (metricValue(r, config.bestMetric) > metricValue(best, config.bestMetric) ? r : best),
-    history[0],
-  ).epoch;
+  const bestEpoch = history.reduce((best, r) => (isBetterEpoch(config.bestMetric, r, best) ? r : best)).epoch;
   return { history, bestEpoch, bestDir, finalDir, startEpoch };
 }
