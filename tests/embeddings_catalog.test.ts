@@ -1,6 +1,5 @@
 import { describe, it } from "node:test";
 import { expect } from "expect";
-import { join } from "node:path";
 import { concatRows, embedCatalog, type EmbedCatalogOptions } from "../lib/embeddings/catalog.ts";
 import { embeddingPath } from "../lib/embeddings/store.ts";
 

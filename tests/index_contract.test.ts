@@ -1,5 +1,6 @@
 import { describe, it } from "node:test";
 import { expect } from "expect";
+import { mulberry32 } from "./helpers.ts";
 import { join } from "node:path";
 import {
   type CatalogIndex,
@@ -15,17 +16,7 @@ import { toQdrantFilter } from "../lib/index/qdrant_index.ts";
 import { ECONOMIC_SCHEMA } from "../lib/index/filter.ts";
 import { economicFilter } from "../lib/eval/economic_filter.ts";
 
-/** A seeded generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 function catalog(n: number, dim: number, seed: number): Required<CatalogRows> {
   const random = rng(seed);
@@ -97,6 +88,7 @@ function contract(backend: string, open: Opener | null): void {
             { sku: { notIn: ["sku-1", "sku-2", "sku-3", "sku-10"] }, rating: { gte: 4.3 } },
             { seller: { in: ["s1", "s2"] }, sales: { lt: 50 } },
             economicQueryFilter({ price: 120, sku: "sku-5", seller: "s0" }),
+            { price: { gt: 1e9 } }, // matches nothing: an empty result, not an error
           ];
           for (let q = 0; q < 4; q++) {
             const query = Float32Array.from({ length: rows.dim }, () => random() * 2 - 1);
@@ -269,6 +261,23 @@ describe("demo-sized in-search filter", () => {
         expectSameHits(inSearch, post, `demo query ${q}`);
         if (a.price[r] !== null) expect(inSearch.length).toBe(10);
       }
+    } finally {
+      await index.close();
+    }
+  });
+});
+
+describe("lancedb: attributes that are all missing", () => {
+  it("returns no hits (not an error) when the filter needs a value no row has", async () => {
+    const rows = catalog(50, 8, 3);
+    const index = await openCatalogIndex({ backend: "lancedb", path: join(lanceRoot, "nulls"), dim: rows.dim });
+    try {
+      const none = Array.from({ length: 50 }, () => null);
+      await index.upsert({ skus: rows.skus, vectors: rows.vectors, attributes: { price: none, stock: none } });
+      await index.build();
+      const query = rows.vectors.slice(0, rows.dim);
+      expect(await index.search(query, { k: 5, filter: { price: { gte: 10, lte: 20 } } })).toEqual([]);
+      expect((await index.search(query, { k: 5 })).length).toBe(5);
     } finally {
       await index.close();
     }

@@ -1,6 +1,7 @@
 // Losses against PyTorch / sentence-transformers values (fixtures: scripts/fixtures/make_model_fixtures.py).
 import { describe, it } from "node:test";
 import { expect } from "expect";
+import { mulberry32 } from "./helpers.ts";
 import { join } from "node:path";
 import "@tensorflow/tfjs-backend-cpu";
 import { tf } from "../lib/tf.ts";
@@ -35,18 +36,6 @@ function expectAllClose(actual: tf.Tensor, reference: HostTensor, tol = 1e-5): v
   expect(actual.shape).toEqual(reference.shape);
   const values = actual.dataSync();
   reference.data.forEach((v, i) => expect(Math.abs(values[i] - v)).toBeLessThanOrEqual(tol * Math.max(1, Math.abs(v))));
-}
-
-/** Seeded uniform [0, 1) numbers. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**

@@ -154,5 +154,87 @@ describe("notebook suite, end to end", () => {
     const trainCell = records.find((r) => r.pass === 1 && /trainSiamese/.test(r.source));
     expect(trainCell).toBeDefined();
     checkBars(trainCell!);
+
+    // Another dataset: pairs imported from a WDC-shaped pair table, then training, embedding and testing on it
+    // through DATASET, with the vocabulary learnt from its training split.
+    const source = await writePairTableFixture(await Deno.makeTempDir({ prefix: "e2e-pairs-" }));
+    const imported = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        join(projectRoot, "scripts", "notebooks.ts"),
+        "--preset",
+        "test",
+        "import_pairwise_dataset",
+        "contrastive_train_data-splitting-by-query",
+        "compute_embeddings_contrastive-siamese",
+        "compute_embeddings_sbert",
+        "contrastive_test_embs_from-pairwise-rendered",
+        "contrastive_test_embs_from-pairwise-queries",
+        "contrastive_test_embs_from-source",
+        "contrastive_test_embs_from-source_ruclip-only",
+      ],
+      cwd: projectRoot,
+      env: {
+        CLIP_SIAMESE_DATA: data,
+        CLIP_SIAMESE_REPORTS: reports,
+        TFJS_BACKEND: "wasm",
+        DATASET: "pairs_fixture",
+        SOURCE: "pair-table",
+        PAIR_FILES: source,
+        RUN: "imported",
+        MODE: "text",
+        EPOCHS: "1",
+        PRESET: "tiny",
+        TOKENIZER: join(data, "tables_pairs_fixture", "tokenizer"),
+      },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const importedLog = new TextDecoder().decode(imported.stdout) + new TextDecoder().decode(imported.stderr);
+    if (!imported.success) throw new Error(`the suite on an imported dataset failed:\n${importedLog.slice(-4000)}`);
+    const importedMetrics = JSON.parse(await Deno.readTextFile(join(reports, "metrics.json")));
+    const importedRendered = importedMetrics.notebooks["contrastive_test_embs_from-pairwise-rendered"];
+    expect(importedRendered.dataset).toBe("pairs_fixture");
+    expect(importedRendered.headline.SiameseRuCLIP.test_roc_auc).toBeGreaterThanOrEqual(0);
   });
 });
+
+/**
+ * A WDC-shaped pair table (one JSON line per pair, `<field>_left` / `<field>_right`, gzipped), one file per
+ * split: 12 products of 4 offers each; positives within a product, negatives across. Returns PAIR_FILES.
+ */
+async function writePairTableFixture(dir: string): Promise<string> {
+  const brands = ["logitech", "sony", "bosch", "canon", "philips", "garmin"];
+  const kinds = ["headset", "camera", "drill", "kettle", "watch", "speaker"];
+  const offer = (product: number, offer: number) => ({
+    id: `${product}-${offer}`,
+    title: `${brands[product % 6]} ${kinds[product % 6]} model ${100 + product}${offer % 2 ? " black" : ""}`,
+    description: offer % 3 ? `${kinds[product % 6]} by ${brands[product % 6]}, offer ${offer}` : "None",
+    brand: brands[product % 6],
+    price: String(20 + product * 5 + offer),
+  });
+  const side = (o: Record<string, string>, suffix: string) =>
+    Object.fromEntries(Object.entries(o).map(([key, value]) => [`${key}${suffix}`, value]));
+  const files: string[] = [];
+  for (const [split, products] of [["train", [0, 1, 2, 3, 4, 5]], ["val", [6, 7, 8]], ["test", [9, 10, 11]]] as const) {
+    const lines: string[] = [];
+    for (const p of products) {
+      for (let a = 0; a < 4; a++) {
+        for (let b = a + 1; b < 4; b++) {
+          lines.push(JSON.stringify({ ...side(offer(p, a), "_left"), ...side(offer(p, b), "_right"), label: 1 }));
+        }
+        for (const q of products.filter((q) => q !== p)) {
+          lines.push(JSON.stringify({ ...side(offer(p, a), "_left"), ...side(offer(q, a), "_right"), label: 0 }));
+        }
+      }
+    }
+    const path = join(dir, `${split}.jsonl.gz`);
+    const gzipped = new Response(
+      new Blob([lines.join("\n") + "\n"]).stream().pipeThrough(new CompressionStream("gzip")),
+    );
+    await Deno.writeFile(path, new Uint8Array(await gzipped.arrayBuffer()));
+    files.push(`${path}:${split}`);
+  }
+  return files.join(",");
+}

@@ -10,7 +10,7 @@
  */
 import type { ImportIssue } from "./imported_dataset.ts";
 import type { QueryLabels } from "./labeller.ts";
-import { assignSplits } from "./split.ts";
+import { assignSplits, UnionFind } from "./split.ts";
 
 /** One labelled pair as read from the source. */
 export interface ImportedPair {
@@ -79,20 +79,6 @@ export function dedupePairs(pairs: readonly ImportedPair[], issues: ImportIssue[
     kept.push({ ...first, hard: list.some((p) => p.hard) });
   }
   return kept;
-}
-
-class UnionFind {
-  private parent = new Map<string, string>();
-  find(x: string): string {
-    let root = x;
-    while (this.parent.has(root) && this.parent.get(root) !== root) root = this.parent.get(root)!;
-    this.parent.set(x, root);
-    return root;
-  }
-  union(a: string, b: string): void {
-    const ra = this.find(a), rb = this.find(b);
-    if (ra !== rb) this.parent.set(rb, ra);
-  }
 }
 
 /**

@@ -44,7 +44,8 @@ export interface SplitAssignment {
   groups: QueryGroup[];
 }
 
-class UnionFind {
+/** Disjoint sets of strings (path compression), for grouping by transitive links. */
+export class UnionFind {
   private parent = new Map<string, string>();
   find(x: string): string {
     let root = x;

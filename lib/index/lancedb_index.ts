@@ -262,6 +262,8 @@ class LanceIndex implements CatalogIndex {
     if (options.refineFactor !== undefined) q = q.refineFactor(options.refineFactor);
     if (options.ef !== undefined) q = q.ef(options.ef);
     const result = await q.toArrow();
+    // No match: LanceDB may return a table without columns.
+    if (result.numRows === 0 || !result.getChild("sku")) return [];
     const skus = result.getChild("sku")!.toArray() as string[];
     const distances = result.getChild("_distance")!.toArray() as Float32Array;
     const toDistance = this.metric === "euclidean" ? (d: number) => Math.sqrt(Math.max(0, d)) : (d: number) => d;
