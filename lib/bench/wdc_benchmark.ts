@@ -1,0 +1,633 @@
+/**
+ * The WDC Products benchmark (80% corner cases; Peeters, Der, Bizer, EDBT 2024) in one run:
+ *
+ * 1. imports the benchmark into the suite's layout (`wdcImportOptions` + `importPairs`), or reuses a
+ *    complete import (its manifest exists and it has the WordPiece tokenizer learnt from the training split);
+ * 2. trains SiameseRuCLIP (the `tiny` preset sized to that tokenizer, random initialisation) on the
+ *    TRAINING pairs only, once per trial configuration (mode, loss, learning rate, margin, batch size,
+ *    epochs); each trial keeps its best epoch by validation F1, and the trial with the best validation F1
+ *    is the model reported: nothing but the validation split chooses;
+ * 3. scores the three test sets (`test` = 000un, entities seen in training; `test_half_unseen` = 050un;
+ *    `test_unseen` = 100un) at the threshold chosen F1-optimal on validation, unchanged on test;
+ * 4. computes the baselines the same way: TF-IDF cosine on the title and on title + description
+ *    (`lexicalBaseline`, IDF fitted on training products), and the untrained model's tower features (the
+ *    same initialisation before training) compared by Euclidean distance (all tower features, the
+ *    constant placeholder-image columns cancel) and by cosine similarity (the text columns only);
+ * 5. lists the published anchors of the benchmark folder's README beside them.
+ *
+ * Products have no images: every product gets the placeholder image, so the image tower is frozen
+ * (`text` mode: its features are computed once; `head` mode: all towers frozen, only the head trains).
+ *
+ * The result is plain data (`WdcBenchmarkResult`); `renderWdcMarkdown` makes the report's tables and
+ * `writeWdcReports` writes `wdc_benchmark.json` and `wdc_benchmark.md`.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { importPairs } from "../data/import_pairs.ts";
+import { importedLayout, type ImportManifest, readImportManifest } from "../data/imported_dataset.ts";
+import { WDC_PREFIX, WDC_TEST_SETS, wdcImportOptions, type WdcSize } from "../data/wdc_products.ts";
+import { lexicalBaseline } from "../eval/lexical_baseline.ts";
+import { applyThreshold, chooseThreshold, type PairReport } from "../eval/pair_metrics.ts";
+import { loadCheckpoint } from "../model/checkpoint.ts";
+import type { SiameseRuCLIP } from "../model/siamese.ts";
+import { exists, writeFileAtomic, writeJsonAtomic } from "../fs.ts";
+import { dataDir, reportsDir, shownPath } from "../paths.ts";
+import { tf } from "../tf.ts";
+import { DEFAULT_TRAINING_CONFIG, type TrainingConfig } from "../train/config.ts";
+import { rowPairDistances } from "../train/embed.ts";
+import { scorePairs } from "../train/evaluate.ts";
+import { cachedTowerFeatures } from "../train/feature_cache.ts";
+import { ProductInputs } from "../train/product_inputs.ts";
+import { productRecords, readSplitPairs, setupModel } from "../train/session.ts";
+import { trainingStrategy } from "../train/strategies.ts";
+import { type EpochRecord, type PairIndexSet, pairIndexSet, trainSiamese } from "../train/trainer.ts";
+
+/** The test splits in report order, with what each holds. */
+export const WDC_TEST_SPLITS: { split: string; file: string; description: string }[] = [
+  { split: "test", file: `${WDC_PREFIX}${WDC_TEST_SETS.test}`, description: "entities seen in training" },
+  {
+    split: "test_half_unseen",
+    file: `${WDC_PREFIX}${WDC_TEST_SETS.test_half_unseen}`,
+    description: "half the entities unseen",
+  },
+  { split: "test_unseen", file: `${WDC_PREFIX}${WDC_TEST_SETS.test_unseen}`, description: "all entities unseen" },
+];
+
+/** A published result, quoted as the benchmark folder's README gives it (F1 on one test set). */
+export interface PublishedAnchor {
+  method: string;
+  split: string;
+  f1: number;
+  source: string;
+}
+
+/**
+ * The published anchors the benchmark folder's README quotes (F1, 80% corner cases, seen test set). The
+ * README asks for the WDC paper's own tables to be looked up before quoting more, so only these are listed.
+ */
+export const WDC_PUBLISHED_ANCHORS: PublishedAnchor[] = [
+  ["GPT-4o-mini (zero-shot)", 0.816],
+  ["Llama-3.1-70B (zero-shot)", 0.752],
+  ["Llama-3.1-8B (zero-shot)", 0.534],
+].map(([method, f1]) => ({
+  method: method as string,
+  split: "test",
+  f1: f1 as number,
+  source: "TailorMatch results workbook (Steiner, Peeters, Bizer, arXiv 2409.08185), as quoted in " +
+    "../shared/data/wdc-products/README.md",
+}));
+
+/** One training configuration tried; unset fields take the benchmark's defaults (`WDC_TRAINING_DEFAULTS`). */
+export interface WdcTrial {
+  name: string;
+  config: Partial<TrainingConfig>;
+}
+
+/** The training defaults of the benchmark (from-scratch towers want a larger step than fine-tuning). */
+export const WDC_TRAINING_DEFAULTS: TrainingConfig = {
+  ...DEFAULT_TRAINING_CONFIG,
+  mode: "text",
+  epochs: 4,
+  batchSize: 32,
+  learningRate: 1e-3,
+  margin: 1,
+  loss: "contrastive",
+  bestMetric: "f1",
+  plateauPatience: 1,
+};
+
+/**
+ * The trials of a full run (about 15 minutes on 2 busy cores for WDC small; chosen by validation F1 only):
+ * text mode (text towers and head train; about a minute an epoch) at two learning rates and with the online
+ * contrastive loss, and head mode (the untrained towers' features cached; seconds an epoch) at two settings.
+ */
+export const WDC_DEFAULT_TRIALS: WdcTrial[] = [
+  { name: "text-contrastive-lr1e-3-b32", config: {} },
+  { name: "text-contrastive-lr3e-3-b64", config: { learningRate: 3e-3, batchSize: 64 } },
+  { name: "text-online-contrastive-lr1e-3-b64", config: { loss: "online-contrastive", batchSize: 64, epochs: 3 } },
+  { name: "head-contrastive-lr3e-3-b64", config: { mode: "head", learningRate: 3e-3, batchSize: 64, epochs: 10 } },
+  {
+    name: "head-contrastive-lr1e-3-m0.5-b32",
+    config: { mode: "head", learningRate: 1e-3, margin: 0.5, epochs: 10 },
+  },
+];
+
+const TRIAL_KEYS: Record<string, keyof TrainingConfig> = {
+  mode: "mode",
+  loss: "loss",
+  lr: "learningRate",
+  margin: "margin",
+  batch: "batchSize",
+  epochs: "epochs",
+  wd: "weightDecay",
+  clip: "gradientClip",
+  patience: "plateauPatience",
+  best: "bestMetric",
+};
+
+/**
+ * A trial from text, `name:key=value,key=value` (keys: mode, loss, lr, margin, batch, epochs, wd, clip,
+ * patience, best), e.g. `wide:lr=3e-3,batch=64,loss=online-contrastive`; the values are checked by the trainer.
+ */
+export function parseWdcTrial(text: string): WdcTrial {
+  const colon = text.indexOf(":");
+  const name = (colon < 0 ? text : text.slice(0, colon)).trim();
+  if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new Error(`trial "${text}": the name may hold letters, digits, _ . -`);
+  const config: Record<string, string | number> = {};
+  for (const part of colon < 0 ? [] : text.slice(colon + 1).split(",").filter((p) => p.trim())) {
+    const [key, value] = part.split("=").map((p) => p.trim());
+    const field = TRIAL_KEYS[key];
+    if (!field || value === undefined || value === "") {
+      throw new Error(
+        `trial "${text}": "${part}" is not key=value with a key of ${Object.keys(TRIAL_KEYS).join(", ")}`,
+      );
+    }
+    config[field] = ["mode", "loss", "bestMetric"].includes(field) ? value : Number(value);
+  }
+  return { name, config: config as Partial<TrainingConfig> };
+}
+
+/** The single trial of `--quick`. */
+export const WDC_QUICK_TRIALS: WdcTrial[] = [{ name: "text-contrastive-quick", config: { epochs: 1 } }];
+
+/** Options of `runWdcBenchmark`. */
+export interface WdcBenchmarkOptions {
+  /** Training/validation size (default "small"). */
+  size?: WdcSize;
+  /** The benchmark folder (default: see `wdcProductsDir`). */
+  dir?: string;
+  /** Data root (default `dataDir()`); the dataset goes to `<root>/tables_<dataset>/`. */
+  root?: string;
+  /** Dataset name (default `wdc_products_<size>`). */
+  dataset?: string;
+  /** Epochs of every trial (overrides the trials' own). */
+  epochs?: number;
+  /** Seed of the model initialisation and of training. */
+  seed?: number;
+  /** A smoke run: one trial of one epoch (unless `epochs`/`trials` say otherwise). */
+  quick?: boolean;
+  /** The trials to run (default `WDC_DEFAULT_TRIALS`, or `WDC_QUICK_TRIALS` when quick). */
+  trials?: readonly WdcTrial[];
+  /** At most this many training pairs (the first ones, in the split's order); default all. */
+  maxTrainPairs?: number;
+  /** Checkpoints of the trials (default `<root>/runs/wdc_benchmark/<dataset>`). */
+  runDir?: string;
+  /** Tower-feature cache (default `<root>/feature_cache`). */
+  cacheDir?: string;
+  /** How the run was set up (backend, threads), recorded in the result as given. */
+  environment?: Record<string, string>;
+  /** Epoch lines and stages (default console.log); `null` for silence. */
+  log?: ((line: string) => void) | null;
+}
+
+/** One method's numbers on one test split, at the threshold chosen on validation. */
+export interface WdcMetricRow {
+  method: string;
+  kind: "trained" | "baseline";
+  split: string;
+  pairs: number;
+  positives: number;
+  precision: number;
+  recall: number;
+  f1: number;
+  rocAuc: number;
+  averagePrecision: number;
+  /** The score threshold applied (chosen on validation). */
+  threshold: number;
+  /** F1 on validation at that threshold. */
+  validationF1: number;
+}
+
+/** What one trial did, on validation only. */
+export interface WdcTrialResult {
+  name: string;
+  config: TrainingConfig;
+  bestEpoch: number;
+  /** Validation F1 (F1-optimal threshold) of the best epoch: what chooses the trial. */
+  validationF1: number;
+  validationAuc: number;
+  seconds: number;
+  history: Pick<EpochRecord, "epoch" | "trainLoss" | "valLoss" | "f1" | "auc" | "learningRate" | "seconds">[];
+}
+
+/** Everything one benchmark run found. */
+export interface WdcBenchmarkResult {
+  dataset: string;
+  size: WdcSize;
+  seed: number;
+  quick: boolean;
+  /** Whether an earlier complete import was reused. */
+  reusedImport: boolean;
+  splits: { split: string; pairs: number; positives: number; products: number }[];
+  tokenizer: { path: string; vocabSize: number; learntFrom: string };
+  model: { preset: string; parameters: number; textParameters: number; embeddingDim: number; maxTokens: number };
+  trials: WdcTrialResult[];
+  /** The trial reported (the best validation F1). */
+  chosenTrial: string;
+  /** Test rows: the trained model, then each baseline, per test split. */
+  rows: WdcMetricRow[];
+  anchors: PublishedAnchor[];
+  /** How the untrained-features baselines compare features. */
+  untrainedDistance: string;
+  seconds: number;
+  timings: Record<string, number>;
+  environment: Record<string, string>;
+  notes: string[];
+}
+
+const TRAINED_METHOD = "SiameseRuCLIP tiny, trained (best trial)";
+const LEXICAL_METHODS: { method: string; fields: string[] }[] = [
+  { method: "TF-IDF cosine (title)", fields: ["name"] },
+  { method: "TF-IDF cosine (title + description)", fields: ["name", "description"] },
+];
+const UNTRAINED_EUCLIDEAN = "Untrained towers, Euclidean (all tower features)";
+const UNTRAINED_COSINE = "Untrained towers, cosine (name tower features)";
+
+function noop(_line: string): void {}
+
+/** Imports WDC Products unless a complete import with a tokenizer exists; returns the manifest. */
+async function ensureImport(
+  options: WdcBenchmarkOptions,
+  dataset: string,
+  root: string,
+  log: (line: string) => void,
+): Promise<{ manifest: ImportManifest; reused: boolean }> {
+  const existing = await readImportManifest(dataset, root);
+  if (existing && existing.tokenizer && (await exists(importedLayout(dataset, root).tokenizerDir))) {
+    const splits = new Set(existing.splits.map((s) => s.split));
+    if (["train", "val", ...WDC_TEST_SPLITS.map((t) => t.split)].every((s) => splits.has(s))) {
+      log(`reusing the import of ${dataset} (${shownPath(importedLayout(dataset, root).manifest)})`);
+      return { manifest: existing, reused: true };
+    }
+  }
+  log(`importing WDC Products (${options.size ?? "small"}) as ${dataset}`);
+  const importOptions = await wdcImportOptions({ dataset, dir: options.dir, size: options.size, root, tokenizer: {} });
+  const result = await importPairs(importOptions);
+  return { manifest: result.manifest, reused: false };
+}
+
+function reportRow(
+  method: string,
+  kind: WdcMetricRow["kind"],
+  split: string,
+  report: PairReport,
+  validationF1: number,
+): WdcMetricRow {
+  return {
+    method,
+    kind,
+    split,
+    pairs: report.pairs,
+    positives: report.positives,
+    precision: report.precision,
+    recall: report.recall,
+    f1: report.f1,
+    rocAuc: report.rocAuc,
+    averagePrecision: report.averagePrecision,
+    threshold: report.threshold.score,
+    validationF1,
+  };
+}
+
+/** Threshold F1-optimal on validation scores, applied unchanged to each test split's scores. */
+function thresholdRows(
+  method: string,
+  kind: WdcMetricRow["kind"],
+  validation: { labels: ArrayLike<number>; scores: ArrayLike<number> },
+  tests: { split: string; labels: ArrayLike<number>; scores: ArrayLike<number> }[],
+): WdcMetricRow[] {
+  const chosen = chooseThreshold(validation.labels, validation.scores, { kind: "f1" });
+  return tests.map((t) =>
+    reportRow(method, kind, t.split, applyThreshold(chosen, t.labels, t.scores), chosen.validation.f1)
+  );
+}
+
+/** Cosine similarity between the rows of a row-major matrix, over columns [from, to). */
+function rowPairCosines(
+  matrix: Float32Array,
+  dim: number,
+  from: number,
+  to: number,
+  left: ArrayLike<number>,
+  right: ArrayLike<number>,
+): Float64Array {
+  const out = new Float64Array(left.length);
+  for (let i = 0; i < left.length; i++) {
+    const a = left[i] * dim, b = right[i] * dim;
+    let dot = 0, na = 0, nb = 0;
+    for (let k = from; k < to; k++) {
+      const x = matrix[a + k], y = matrix[b + k];
+      dot += x * y;
+      na += x * x;
+      nb += y * y;
+    }
+    out[i] = na > 0 && nb > 0 ? dot / Math.sqrt(na * nb) : 0;
+  }
+  return out;
+}
+
+function negate(values: Float64Array): Float64Array {
+  return values.map((v) => -v);
+}
+
+/** Runs the benchmark (see the module comment). The caller selects the tfjs backend first. */
+export async function runWdcBenchmark(options: WdcBenchmarkOptions = {}): Promise<WdcBenchmarkResult> {
+  const started = performance.now();
+  const log = options.log === null ? noop : options.log ?? ((line: string) => console.log(line));
+  const size = options.size ?? "small";
+  const dataset = options.dataset ?? `wdc_products_${size}`;
+  const root = options.root ?? dataDir();
+  const seed = options.seed ?? 42;
+  const quick = options.quick ?? false;
+  const timings: Record<string, number> = {};
+  const stage = async <T>(name: string, job: () => Promise<T> | T): Promise<T> => {
+    const t0 = performance.now();
+    try {
+      return await job();
+    } finally {
+      timings[name] = (performance.now() - t0) / 1000;
+    }
+  };
+
+  // 1. The dataset.
+  const { manifest, reused } = await stage("import", () => ensureImport(options, dataset, root, log));
+  const layout = importedLayout(dataset, root);
+  const splitInfo = manifest.splits.map(({ split, pairs, positives, products }) => ({
+    split,
+    pairs,
+    positives,
+    products,
+  }));
+
+  // 2. The model inputs: every product's title and description through the tokenizer learnt on training texts.
+  const first = await setupModel({ preset: "tiny", tokenizer: layout.tokenizerDir, seed });
+  let model: SiameseRuCLIP | null = first.model;
+  const tokenizer = first.tokenizer;
+  const modelInfo = {
+    preset: first.config.name,
+    parameters: model.parameterCount(),
+    textParameters: model.parameterCount("ruclip.transformer.") + model.parameterCount("ruclip.final_ln.") +
+      model.parameterCount("description_transformer."),
+    embeddingDim: model.embeddingDim,
+    maxTokens: first.config.maxTokens,
+  };
+  try {
+    const records = productRecords(dataset, root);
+    const inputs = await stage("inputs", () =>
+      ProductInputs.build(records, {
+        tokenizer,
+        imageSize: first.config.imageSize,
+        maxTokens: first.config.maxTokens,
+        progress: false,
+      }));
+    const cacheDir = options.cacheDir ?? join(root, "feature_cache");
+    const readSet = (split: string): PairIndexSet => pairIndexSet(inputs, readSplitPairs(dataset, split, root));
+    let train = readSet("train");
+    if (options.maxTrainPairs !== undefined && options.maxTrainPairs < train.labels.length) {
+      const n = options.maxTrainPairs;
+      train = { left: train.left.slice(0, n), right: train.right.slice(0, n), labels: train.labels.slice(0, n) };
+    }
+    const validation = readSet("val");
+    const tests = WDC_TEST_SPLITS.map(({ split }) => ({ split, set: readSet(split) }));
+
+    // 4a. The untrained model: tower features of the initialisation every trial starts from.
+    const untrained = await stage(
+      "untrained features",
+      () => cachedTowerFeatures(model!, inputs, { cacheDir, progress: false }),
+    );
+    // Columns: [image (D), name (projectionDim), description (hidden)].
+    const F = model.featureDim, D = model.imageDim;
+    const untrainedRows = (
+      method: string,
+      score: (set: PairIndexSet) => Float64Array,
+    ) =>
+      thresholdRows(
+        method,
+        "baseline",
+        { labels: validation.labels, scores: score(validation) },
+        tests.map((t) => ({ split: t.split, labels: t.set.labels, scores: score(t.set) })),
+      );
+    const baselineRows: WdcMetricRow[] = [
+      ...untrainedRows(
+        UNTRAINED_EUCLIDEAN,
+        (set) => negate(rowPairDistances(untrained.features, F, set.left, set.right)),
+      ),
+      ...untrainedRows(
+        UNTRAINED_COSINE,
+        (set) => rowPairCosines(untrained.features, F, D, D + first.config.projectionDim, set.left, set.right),
+      ),
+    ];
+
+    // 4b. The lexical baselines.
+    await stage("lexical baselines", () => {
+      for (const { method, fields } of LEXICAL_METHODS) {
+        const result = lexicalBaseline({
+          dataset,
+          root,
+          fields,
+          trainSplit: "train",
+          validationSplit: "val",
+          testSplits: WDC_TEST_SPLITS.map((t) => t.split),
+          rule: { kind: "f1" },
+        });
+        for (const t of result.tests) {
+          baselineRows.push(reportRow(method, "baseline", t.split, t.report, result.chosen.validation.f1));
+        }
+      }
+    });
+
+    // 2b. The trials, each from the same initialisation; chosen by validation F1 of its best epoch.
+    const trials = options.trials ?? (quick ? WDC_QUICK_TRIALS : WDC_DEFAULT_TRIALS);
+    if (trials.length === 0) throw new Error("runWdcBenchmark: no trials to run");
+    const runRoot = options.runDir ?? join(root, "runs", "wdc_benchmark", dataset);
+    const trialResults: (WdcTrialResult & { bestDir: string })[] = [];
+    for (const [i, trial] of trials.entries()) {
+      const config: TrainingConfig = {
+        ...WDC_TRAINING_DEFAULTS,
+        ...trial.config,
+        ...(options.epochs !== undefined ? { epochs: options.epochs } : {}),
+        seed,
+      };
+      if (config.mode === "full") throw new Error(`trial ${trial.name}: WDC has no images; use mode text or head`);
+      if (!model) model = (await setupModel({ preset: "tiny", tokenizer: layout.tokenizerDir, seed })).model;
+      const features = await cachedTowerFeatures(model, inputs, { cacheDir, progress: false });
+      if (features.key !== untrained.key) {
+        throw new Error(`trial ${trial.name}: the initialisation differs from the untrained baseline's`);
+      }
+      const runDir = join(runRoot, `${String(i + 1).padStart(2, "0")}-${trial.name}`);
+      const tmpDir = join(runRoot, "tmp", trial.name);
+      log(
+        `trial ${i + 1}/${trials.length} ${trial.name}: mode ${config.mode}, loss ${config.loss}, ` +
+          `lr ${config.learningRate}, margin ${config.margin}, batch ${config.batchSize}, epochs ${config.epochs}`,
+      );
+      const t0 = performance.now();
+      const result = await trainSiamese({
+        model,
+        inputs,
+        train,
+        validation,
+        config,
+        runDir,
+        tmpDir,
+        features: features.features,
+        progress: false,
+        onEpoch: (r) =>
+          log(
+            `  epoch ${r.epoch}: train loss ${r.trainLoss.toFixed(4)}, val loss ${r.valLoss.toFixed(4)}, ` +
+              `val F1 ${r.f1.toFixed(4)}, val AUC ${r.auc.toFixed(4)}, lr ${r.learningRate.toExponential(1)}, ` +
+              `${r.seconds.toFixed(1)} s`,
+          ),
+      });
+      await Deno.remove(tmpDir, { recursive: true }).catch(() => {});
+      const best = result.history.find((r) => r.epoch === result.bestEpoch)!;
+      trialResults.push({
+        name: trial.name,
+        config,
+        bestEpoch: result.bestEpoch,
+        validationF1: best.f1,
+        validationAuc: best.auc,
+        seconds: (performance.now() - t0) / 1000,
+        history: result.history.map(({ epoch, trainLoss, valLoss, f1, auc, learningRate, seconds }) => ({
+          epoch,
+          trainLoss,
+          valLoss,
+          f1,
+          auc,
+          learningRate,
+          seconds,
+        })),
+        bestDir: result.bestDir,
+      });
+      model.dispose();
+      model = null;
+    }
+    timings.training = trialResults.reduce((s, t) => s + t.seconds, 0);
+    await Deno.remove(join(runRoot, "tmp"), { recursive: true }).catch(() => {});
+
+    // 3. The chosen trial's best epoch: threshold on validation, applied to the test splits.
+    const chosen = trialResults.reduce((a, b) => (b.validationF1 > a.validationF1 ? b : a));
+    log(`chosen on validation: ${chosen.name} (epoch ${chosen.bestEpoch}, val F1 ${chosen.validationF1.toFixed(4)})`);
+    const trainedRows = await stage("test scoring", async () => {
+      model = (await setupModel({ preset: "tiny", tokenizer: layout.tokenizerDir, seed })).model;
+      model.loadStateDict((await loadCheckpoint(chosen.bestDir)).stateDict, { strict: true });
+      const scoring = trainingStrategy(chosen.config.mode).scoringInputs(model, untrained.features);
+      const score = async (set: PairIndexSet) => (await scorePairs(model!, inputs, set, scoring)).scores;
+      const testScores = [];
+      for (const t of tests) testScores.push({ split: t.split, labels: t.set.labels, scores: await score(t.set) });
+      return thresholdRows(
+        TRAINED_METHOD,
+        "trained",
+        { labels: validation.labels, scores: await score(validation) },
+        testScores,
+      );
+    });
+
+    const notes = [
+      `Tokenizer: WordPiece learnt by the import from the training split's titles and descriptions only ` +
+      `(${tokenizer.vocabSize} tokens); IDF of the TF-IDF baselines fitted on training products only.`,
+      "Every threshold is the F1-optimal one on the validation split, applied unchanged to the test splits; " +
+      "the trial and its epoch are chosen by validation F1 only.",
+      `Model: the tiny preset (random initialisation, ${modelInfo.textParameters} text-tower parameters, ` +
+      `${modelInfo.maxTokens} tokens per title and per description); no images, so every product gets the ` +
+      "placeholder image and the image tower is frozen.",
+      "Untrained baselines: the same initialisation before training; Euclidean distance over all tower " +
+      "features (the placeholder image's columns are equal for every product and cancel; the description " +
+      "columns, mean-pooled, have by far the largest spread and dominate it) and cosine similarity over the name " +
+      "tower's features (the projected [CLS] of the title).",
+    ];
+    if (quick) notes.push("Quick smoke run: not a benchmark result.");
+    if (options.maxTrainPairs !== undefined) notes.push(`Training pairs capped at ${options.maxTrainPairs}.`);
+    return {
+      dataset,
+      size,
+      seed,
+      quick,
+      reusedImport: reused,
+      splits: splitInfo,
+      tokenizer: { path: shownPath(layout.tokenizerDir), vocabSize: tokenizer.vocabSize, learntFrom: "train" },
+      model: modelInfo,
+      trials: trialResults.map(({ bestDir: _bestDir, ...t }) => t),
+      chosenTrial: chosen.name,
+      rows: [...trainedRows, ...baselineRows],
+      anchors: WDC_PUBLISHED_ANCHORS,
+      untrainedDistance: "Euclidean over all tower features; cosine over the name tower's features",
+      seconds: (performance.now() - started) / 1000,
+      timings,
+      environment: options.environment ?? {},
+      notes,
+    };
+  } finally {
+    (model as SiameseRuCLIP | null)?.dispose();
+  }
+}
+
+function fixed(value: number, digits = 3): string {
+  return Number.isFinite(value) ? value.toFixed(digits) : "n/a";
+}
+
+/** The report as markdown: a summary table (F1 per test set, with the anchors), the full table and the trials. */
+export function renderWdcMarkdown(result: WdcBenchmarkResult): string {
+  const splits = WDC_TEST_SPLITS.map((t) => t.split);
+  const methods = [...new Set(result.rows.map((r) => r.method))];
+  const cell = (method: string, split: string) => result.rows.find((r) => r.method === method && r.split === split);
+  const lines: string[] = [];
+  lines.push(`# WDC Products benchmark (${result.dataset}, 80% corner cases)`, "");
+  lines.push(
+    `Training size ${result.size}, seed ${result.seed}${result.quick ? ", QUICK smoke run" : ""}; ` +
+      `${result.seconds.toFixed(0)} s in all. Test sets: ` +
+      WDC_TEST_SPLITS.map((t) => `\`${t.split}\` (${t.file}, ${t.description})`).join(", ") + ".",
+    "",
+  );
+  lines.push("## F1 at the validation-chosen threshold", "");
+  lines.push(`| method | ${splits.join(" | ")} | source |`, `|---|${splits.map(() => "---:").join("|")}|---|`);
+  for (const method of methods) {
+    const kind = cell(method, splits[0])?.kind === "trained" ? "this run (trained)" : "this run (baseline)";
+    lines.push(`| ${method} | ${splits.map((s) => fixed(cell(method, s)?.f1 ?? NaN)).join(" | ")} | ${kind} |`);
+  }
+  for (const anchor of result.anchors) {
+    lines.push(
+      `| ${anchor.method} | ${splits.map((s) => (s === anchor.split ? fixed(anchor.f1) : "—")).join(" | ")} | ` +
+        `published: ${anchor.source} |`,
+    );
+  }
+  lines.push("", "## Every metric", "");
+  lines.push(
+    "| method | test set | pairs | positives | precision | recall | F1 | ROC AUC | AP | val F1 |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+  );
+  for (const r of result.rows) {
+    lines.push(
+      `| ${r.method} | ${r.split} | ${r.pairs} | ${r.positives} | ${fixed(r.precision)} | ${fixed(r.recall)} | ` +
+        `${fixed(r.f1)} | ${fixed(r.rocAuc)} | ${fixed(r.averagePrecision)} | ${fixed(r.validationF1)} |`,
+    );
+  }
+  lines.push("", "## Trials (validation only; the best validation F1 is reported above)", "");
+  lines.push(
+    "| trial | mode | loss | lr | margin | batch | epochs | best epoch | val F1 | val AUC | seconds |",
+    "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+  );
+  for (const t of result.trials) {
+    const c = t.config;
+    lines.push(
+      `| ${t.name}${t.name === result.chosenTrial ? " (chosen)" : ""} | ${c.mode} | ${c.loss} | ${c.learningRate} | ` +
+        `${c.margin} | ${c.batchSize} | ${c.epochs} | ${t.bestEpoch} | ${fixed(t.validationF1)} | ` +
+        `${fixed(t.validationAuc)} | ${t.seconds.toFixed(0)} |`,
+    );
+  }
+  lines.push("", "## Notes", "", ...result.notes.map((n) => `- ${n}`), "");
+  return lines.join("\n");
+}
+
+/** Writes `<dir>/wdc_benchmark.json` and `<dir>/wdc_benchmark.md`; returns their paths. */
+export async function writeWdcReports(
+  result: WdcBenchmarkResult,
+  dir: string = reportsDir(),
+): Promise<{ json: string; markdown: string }> {
+  const json = join(dir, "wdc_benchmark.json");
+  const markdown = join(dir, "wdc_benchmark.md");
+  await Deno.mkdir(dir, { recursive: true });
+  await writeJsonAtomic(json, { ...result, tensorsAtEnd: tf.memory().numTensors });
+  await writeFileAtomic(markdown, renderWdcMarkdown(result));
+  return { json, markdown };
+}
