@@ -1,10 +1,13 @@
 /**
  * `deno task check` for notebooks: type-checks and lints each notebook's code cells as one module
  * (the cells in order, as a kernel session runs them), written beside the notebook so that its
- * relative imports resolve. Exits 1 naming the notebook and the line of each error. (Formatting is
- * checked by `deno fmt --check notebooks/`, which formats .ipynb code cells itself.)
+ * relative imports resolve. Exits 1 naming the notebook and the line of each error.
+ *
+ * Formatting: `deno fmt` formats a notebook's code cells, but `deno fmt --check` on .ipynb reports
+ * formatted notebooks as unformatted (Deno 2.9.6, with an empty diff; it only passes from its incremental
+ * cache). So each notebook is formatted as a copy beside it and compared byte for byte.
  */
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, relative } from "node:path";
 import { loadSuite } from "../lib/notebook/runner.ts";
 import { projectRoot } from "../lib/paths.ts";
 
@@ -61,12 +64,36 @@ export function cellPosition(cells: readonly Cell[], moduleLine: number): string
   return `line ${moduleLine}`;
 }
 
+/** A problem line when `deno fmt` would change the notebook, else undefined. */
+async function formatProblem(path: string): Promise<string | undefined> {
+  const copy = join(dirname(path), `.check-fmt-${crypto.randomUUID().slice(0, 8)}-${basename(path)}`);
+  const original = await Deno.readFile(path);
+  await Deno.writeFile(copy, original);
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["fmt", "--quiet", copy],
+      cwd: projectRoot,
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!out.success) return `deno fmt:\n${new TextDecoder().decode(out.stderr).replaceAll(copy, path)}`;
+    const formatted = await Deno.readFile(copy);
+    const same = formatted.length === original.length && formatted.every((b, i) => b === original[i]);
+    return same ? undefined : `${path}: not formatted; run deno fmt ${relative(projectRoot, path)}`;
+  } finally {
+    await Deno.remove(copy).catch(() => {});
+  }
+}
+
 async function checkNotebook(path: string): Promise<string | undefined> {
   const cells = (JSON.parse(await Deno.readTextFile(path)) as { cells: Cell[] }).cells;
   const module = join(dirname(path), `.check-${basename(path, ".ipynb")}-${crypto.randomUUID().slice(0, 8)}.ts`);
   await Deno.writeTextFile(module, notebookModule(cells));
   try {
     const problems: string[] = longCells(path, cells);
+    const unformatted = await formatProblem(path);
+    if (unformatted) problems.push(unformatted);
     for (const args of [["check", "--quiet", module], ["lint", "--quiet", module]]) {
       const out = await new Deno.Command(Deno.execPath(), {
         args,
@@ -99,10 +126,10 @@ if (import.meta.main) {
       console.error(`${path}:\n${problem.trim()}\n`);
     }
   }
+  const passed = paths.length - failed;
   console.error(
-    `${
-      paths.length - failed
-    }/${paths.length} notebooks type-check, lint and keep cells to ${MAX_CELL_LOGIC_LINES} lines of logic`,
+    `${passed}/${paths.length} notebooks are formatted, type-check, lint and keep cells to ` +
+      `${MAX_CELL_LOGIC_LINES} lines of logic`,
   );
   if (failed) Deno.exit(1);
 }

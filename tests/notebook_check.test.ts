@@ -17,7 +17,7 @@ describe("notebook type check", () => {
   it("passes on the suite's notebooks and names the notebook of a type error", async () => {
     const suite = await check([]);
     if (!suite.ok) throw new Error(suite.log);
-    expect(suite.log).toMatch(/13\/13 notebooks type-check, lint/);
+    expect(suite.log).toMatch(/13\/13 notebooks are formatted, type-check, lint/);
     const dir = await Deno.makeTempDir();
     const bad = join(dir, "bad.ipynb");
     await Deno.writeTextFile(
@@ -40,6 +40,7 @@ describe("notebook type check", () => {
       expect(linted.log).toMatch(/no-unused-vars/);
       expect(linted.log).toContain(`${bad} (cell 1, line 1, column 5)`);
       expect(linted.log).toContain(`${bad} (cell 2): 17 lines of logic, more than 15`);
+      expect(linted.log).toContain(`${bad}: not formatted`); // JSON.stringify's layout is not deno fmt's
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
