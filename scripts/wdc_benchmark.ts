@@ -6,6 +6,7 @@
  *
  *   deno task wdc [--size small|medium] [--epochs N] [--seed S] [--quick] [--dir FOLDER]
  *                 [--trials name,name] [--trial 'name:lr=3e-3,batch=64,...' ...] [--max-train-pairs N] [--fast-matmul]
+ *                 [--name-pooling mean|cls]
  *
  * --trials picks built-in trials by name; each --trial adds one (keys: see `parseWdcTrial`); with either,
  * only those run.
@@ -31,6 +32,7 @@ import {
 } from "../lib/bench/wdc_benchmark.ts";
 import { WDC_SIZES, type WdcSize } from "../lib/data/wdc_products.ts";
 import { unregisterFastMatMul } from "../lib/kernel_bridge.ts";
+import { NAME_POOLINGS, type NamePooling } from "../lib/model/ruclip.ts";
 import { shownPath } from "../lib/paths.ts";
 import { tf } from "../lib/tf.ts";
 
@@ -46,6 +48,7 @@ const { values } = parseArgs({
     trial: { type: "string", multiple: true },
     "max-train-pairs": { type: "string" },
     "fast-matmul": { type: "boolean", default: false },
+    "name-pooling": { type: "string", default: "mean" },
   },
 });
 
@@ -56,6 +59,9 @@ function integer(name: string, text: string | undefined): number | undefined {
   return n;
 }
 
+if (!(NAME_POOLINGS as readonly string[]).includes(values["name-pooling"]!)) {
+  throw new Error(`--name-pooling ${values["name-pooling"]}: use one of ${NAME_POOLINGS.join(", ")}`);
+}
 if (!(WDC_SIZES as readonly string[]).includes(values.size!)) {
   throw new Error(`--size ${values.size}: use one of ${WDC_SIZES.join(", ")}`);
 }
@@ -85,6 +91,7 @@ const result = await runWdcBenchmark({
   quick: values.quick,
   trials,
   maxTrainPairs: integer("max-train-pairs", values["max-train-pairs"]),
+  namePooling: values["name-pooling"] as NamePooling,
   environment,
 });
 const written = await writeWdcReports(result);

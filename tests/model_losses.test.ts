@@ -11,7 +11,9 @@ import {
   contrastiveLoss,
   multipleNegativesRankingLoss,
   onlineContrastiveLoss,
+  pairLoss,
   pairwiseDistance,
+  queryRankingLoss,
 } from "../lib/model/losses.ts";
 import type { HostTensor } from "../lib/model/state_dict.ts";
 
@@ -202,6 +204,46 @@ describe("multipleNegativesRankingLoss", () => {
     const c = tf.zeros([2, 4]) as tf.Tensor2D;
     expect(() => multipleNegativesRankingLoss(a, c)).toThrow(/at least as many rows/);
     tf.dispose([a, c]);
+  });
+});
+
+describe("queryRankingLoss", () => {
+  it("matches PyTorch's cross-entropy of each positive against its query's negatives, with the gradient", () => {
+    const d = tensorOf("loss/distances") as tf.Tensor1D;
+    const y = tensorOf("loss/labels") as tf.Tensor1D;
+    const groups = tf.tensor1d(losses.queryGroups, "int32");
+    const { value, grads } = tf.valueAndGrads((x: tf.Tensor) =>
+      queryRankingLoss(x as tf.Tensor1D, y, groups, losses.queryRankingScale)
+    )([d]);
+    expect(value.dataSync()[0]).toBeCloseTo(losses.queryRanking, 5);
+    expectAllClose(grads[0], fixture("loss/query_ranking_grad"), 1e-5);
+    tf.dispose([d, y, groups, value, ...grads]);
+  });
+
+  it("is 0 with no query holding both a positive and a negative, and ignores other queries' negatives", () => {
+    const d = tf.tensor1d([0.5, 3, 1, 0.2]);
+    const y = tf.tensor1d([1, 0, 1, 0]);
+    const apart = tf.tensor1d([0, 1, 2, 3], "int32");
+    const loss = queryRankingLoss(d, y, apart);
+    expect(loss.dataSync()[0]).toBe(0);
+    // Each query counts only its own negatives (the closed form below); pushing one away lowers the loss.
+    const groups = tf.tensor1d([0, 0, 1, 1], "int32");
+    const a = queryRankingLoss(d, y, groups, 4).dataSync()[0];
+    const moved = tf.tensor1d([0.5, 3, 1, 9]);
+    const b = queryRankingLoss(moved, y, groups, 4).dataSync()[0];
+    expect(b).toBeLessThan(a);
+    const term = (pos: number, neg: number) => Math.log(1 + Math.exp(-4 * neg + 4 * pos));
+    expect(a).toBeCloseTo((term(0.5, 3) + term(1, 0.2)) / 2, 5);
+    tf.dispose([d, y, apart, loss, groups, moved]);
+  });
+
+  it("as a registry loss, needs the pairs' query groups", () => {
+    const d = tf.tensor1d([0.5, 3]);
+    const y = tf.tensor1d([1, 0]);
+    expect(pairLoss("query-ranking").grouped).toBe(true);
+    expect(() => pairLoss("query-ranking").apply(d, y, 2)).toThrow(/query group/);
+    expect(() => pairLoss("qery-ranking", "LOSS")).toThrow(/LOSS = "qery-ranking"; expected one of .*query-ranking/);
+    tf.dispose([d, y]);
   });
 });
 

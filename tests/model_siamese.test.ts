@@ -131,6 +131,55 @@ describe("SiameseRuCLIP", () => {
     model.dispose();
   });
 
+  it("with a headResidual s, embeds [head(x), s x]: the towers' distance stays as a residual, the weights as the reference's", () => {
+    const plain = createSiameseRuCLIP(tinyPreset(VOCAB), { seed: 3 });
+    const residual = createSiameseRuCLIP({ ...tinyPreset(VOCAB), headResidual: 0.5 }, { seed: 3 });
+    expect(residual.embeddingDim).toBe(plain.embeddingDim + plain.featureDim);
+    expect(residual.parameters().list().map((e) => e.name)).toEqual(plain.parameters().list().map((e) => e.name));
+    const x = tf.randomNormal([3, plain.featureDim], 0, 1, "float32", 7) as tf.Tensor2D;
+    const [h, r] = [plain.head(x, false), residual.head(x, false)];
+    const [head, rest] = tf.split(r, [plain.embeddingDim, plain.featureDim], 1);
+    expect(tf.max(tf.abs(tf.sub(head, h))).dataSync()[0]).toBe(0);
+    expect(tf.max(tf.abs(tf.sub(rest, tf.mul(x, 0.5)))).dataSync()[0]).toBeLessThan(1e-7);
+    tf.dispose([x, h, r, head, rest]);
+    expect(() => createSiameseRuCLIP({ ...tinyPreset(VOCAB), headResidual: -1 })).toThrow(
+      /headResidual = -1; expected a number > 0, or null/,
+    );
+    plain.dispose();
+    residual.dispose();
+  });
+
+  it("namePooling mean pools the name tower's hidden states over the mask; cls is the reference's; the weights are the same", () => {
+    const cls = createSiameseRuCLIP(tinyPreset(VOCAB), { seed: 3 });
+    const mean = createSiameseRuCLIP({ ...tinyPreset(VOCAB), namePooling: "mean" }, { seed: 3 });
+    expect(mean.parameters().list().map((e) => e.name)).toEqual(cls.parameters().list().map((e) => e.name));
+    const random = randomBatch(6, 32, 8);
+    // Every tokenised text starts with the same [CLS] id, as the tokenizer writes it.
+    const nameIds = tf.concat(
+      [tf.fill([6, 1], 2, "int32"), tf.slice(random.nameIds, [0, 1], [-1, -1])],
+      1,
+    ) as tf.Tensor2D;
+    tf.dispose(random.nameIds);
+    const batch = { ...random, nameIds };
+    const hidden = mean.ruclip.transformer.apply(batch.nameIds, batch.nameMask, false);
+    const m = tf.expandDims(tf.cast(batch.nameMask, "float32"), -1);
+    const pooled = tf.div(tf.sum(tf.mul(hidden, m), 1), tf.sum(m, 1)) as tf.Tensor2D;
+    const reference = mean.ruclip.finalLn.apply(pooled);
+    const got = mean.ruclip.encodeName(batch.nameIds, batch.nameMask, false);
+    expect(tf.max(tf.abs(tf.sub(got, reference))).dataSync()[0]).toBeLessThan(1e-6);
+    const clsFeatures = cls.ruclip.encodeName(batch.nameIds, batch.nameMask, false);
+    // At random initialisation the [CLS] state hardly depends on the tokens; the mean does.
+    const spread = (t: tf.Tensor2D) => tf.mean(tf.moments(t, 0).variance).dataSync()[0];
+    expect(spread(got)).toBeGreaterThan(100 * spread(clsFeatures));
+    tf.dispose([hidden, m, pooled, reference, got, clsFeatures]);
+    disposeBatch(batch);
+    expect(() => createSiameseRuCLIP({ ...tinyPreset(VOCAB), namePooling: "max" as "mean" })).toThrow(
+      /namePooling = "max"; expected one of cls, mean/,
+    );
+    cls.dispose();
+    mean.dispose();
+  });
+
   it("applies dropout only when training", () => {
     const model = createSiameseRuCLIP(tinyPreset(VOCAB), { seed: 1 });
     const batch = randomBatch(2, 32, 8);

@@ -59,7 +59,7 @@ describe("notebook parameters", () => {
       ],
       [
         { LOSS: "contrastve" },
-        /^LOSS="contrastve" .* one of contrastive, online-contrastive \(did you mean "contrastive"\?\)$/,
+        /^LOSS="contrastve" .* one of contrastive, online-contrastive, query-ranking, contrastive\+query-ranking \(did you mean "contrastive"\?\)$/,
       ],
       [{ BEST_METRIC: "aucc" }, /^BEST_METRIC="aucc" .*one of f1, auc, loss \(did you mean "auc"\?\)$/],
       [{ EPOCHS: "0" }, /^EPOCHS="0" .* is out of range: use an integer >= 1$/],

@@ -11,7 +11,14 @@ import { loadTokenizer } from "../lib/text/tokenizer.ts";
 import { shippedDir } from "../lib/paths.ts";
 import { ProductInputs, type ProductRecord } from "../lib/train/product_inputs.ts";
 import { cachedTowerFeatures } from "../lib/train/feature_cache.ts";
-import { pairIndexSet, TrainingDivergedError, trainSiamese, validationMetrics } from "../lib/train/trainer.ts";
+import {
+  epochOrder,
+  pairIndexSet,
+  TrainingDivergedError,
+  trainSiamese,
+  validationMetrics,
+} from "../lib/train/trainer.ts";
+import { SeededRandom } from "../lib/data/random.ts";
 import {
   DEFAULT_TRAINING_CONFIG,
   schedulerMetric,
@@ -51,7 +58,7 @@ async function makeProducts(): Promise<ProductRecord[]> {
 
 const products = await makeProducts();
 const inputs = await ProductInputs.build(products, { tokenizer, imageSize: 32, maxTokens: 16, progress: false });
-const pairs = [];
+const pairs: { skuLeft: string; skuRight: string; label: number }[] = [];
 for (let i = 0; i < 4; i++) {
   pairs.push({ skuLeft: `${i}0`, skuRight: `${i}1`, label: 1 });
   pairs.push({ skuLeft: `${i}0`, skuRight: `${(i + 1) % 4}1`, label: 0 });
@@ -241,6 +248,45 @@ describe("trainer, head mode", () => {
     );
     expect((await cachedTowerFeatures(other, inputs, { cacheDir, progress: false })).reused).toBe(false);
     other.dispose();
+    m.dispose();
+  });
+});
+
+describe("trainer, a loss over query groups", () => {
+  const grouped = pairs.map((pair, i) => ({ ...pair, querySku: `q${i % 3}` }));
+  it("numbers each pair's query group, and batches a group's pairs together", () => {
+    const set = pairIndexSet(inputs, grouped);
+    expect(Array.from(set.groups!)).toEqual(grouped.map((_, i) => i % 3));
+    expect(pairIndexSet(inputs, pairs).groups).toBeUndefined();
+    const order = epochOrder(set, true, new SeededRandom(5));
+    expect([...order].sort((a, b) => a - b)).toEqual([...set.labels.keys()]);
+    const runs = order.map((p) => set.groups![p]).filter((g, i, all) => i === 0 || g !== all[i - 1]);
+    expect(runs).toHaveLength(3);
+    expect(() => epochOrder(pairIndexSet(inputs, pairs), true, new SeededRandom(5))).toThrow(/PairIndexSet.groups/);
+  });
+
+  it("trains the head with in-batch negatives per query, and refuses pairs without their query", async () => {
+    const m = model();
+    const { features } = await cachedTowerFeatures(m, inputs, { cacheDir: join(dir, "cache"), progress: false });
+    const set = pairIndexSet(inputs, grouped);
+    const options = {
+      model: m,
+      inputs,
+      validation: set,
+      config: { ...config, mode: "head" as const, epochs: 2, loss: "query-ranking" as const, batchSize: 4 },
+      runDir: join(dir, "results", "ranking"),
+      features,
+      progress: false,
+    };
+    await expect(trainSiamese({ ...options, train: pairIndexSet(inputs, pairs) })).rejects.toThrow(
+      /"query-ranking" ranks pairs within their query, but the training pairs name no query/,
+    );
+    const before = tf.memory().numTensors;
+    const result = await trainSiamese({ ...options, train: set });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(result.history).toHaveLength(2);
+    expect(result.history.every((r) => Number.isFinite(r.trainLoss) && Number.isFinite(r.valLoss))).toBe(true);
+    expect(result.history[0].loss).toBe("query-ranking");
     m.dispose();
   });
 });

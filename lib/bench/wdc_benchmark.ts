@@ -30,6 +30,7 @@ import { WDC_PREFIX, WDC_TEST_SETS, wdcImportOptions, type WdcSize } from "../da
 import { lexicalBaseline } from "../eval/lexical_baseline.ts";
 import { applyThreshold, chooseThreshold, type PairReport } from "../eval/pair_metrics.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
+import type { NamePooling } from "../model/ruclip.ts";
 import type { SiameseRuCLIP } from "../model/siamese.ts";
 import { exists, writeFileAtomic, writeJsonAtomic } from "../fs.ts";
 import { dataDir, reportsDir, shownPath } from "../paths.ts";
@@ -165,6 +166,11 @@ export interface WdcBenchmarkOptions {
   epochs?: number;
   /** Seed of the model initialisation and of training. */
   seed?: number;
+  /**
+   * The name tower's pooling (RuCLIPConfig `namePooling`; default "mean"): the towers start from random
+   * weights, and a random BERT's [CLS] state is nearly the same for every title (see ruclip.ts).
+   */
+  namePooling?: NamePooling;
   /** A smoke run: one trial of one epoch (unless `epochs`/`trials` say otherwise). */
   quick?: boolean;
   /** The trials to run (default `WDC_DEFAULT_TRIALS`, or `WDC_QUICK_TRIALS` when quick). */
@@ -221,7 +227,14 @@ export interface WdcBenchmarkResult {
   reusedImport: boolean;
   splits: { split: string; pairs: number; positives: number; products: number }[];
   tokenizer: { path: string; vocabSize: number; learntFrom: string };
-  model: { preset: string; parameters: number; textParameters: number; embeddingDim: number; maxTokens: number };
+  model: {
+    preset: string;
+    parameters: number;
+    textParameters: number;
+    embeddingDim: number;
+    maxTokens: number;
+    namePooling: NamePooling;
+  };
   trials: WdcTrialResult[];
   /** The trial reported (the best validation F1). */
   chosenTrial: string;
@@ -361,7 +374,9 @@ export async function runWdcBenchmark(options: WdcBenchmarkOptions = {}): Promis
   }));
 
   // 2. The model inputs: every product's title and description through the tokenizer learnt on training texts.
-  const first = await setupModel({ preset: "tiny", tokenizer: layout.tokenizerDir, seed });
+  const namePooling = options.namePooling ?? "mean";
+  const newModel = () => setupModel({ preset: "tiny", tokenizer: layout.tokenizerDir, seed, namePooling });
+  const first = await newModel();
   let model: SiameseRuCLIP | null = first.model;
   const tokenizer = first.tokenizer;
   const modelInfo = {
@@ -371,6 +386,7 @@ export async function runWdcBenchmark(options: WdcBenchmarkOptions = {}): Promis
       model.parameterCount("description_transformer."),
     embeddingDim: model.embeddingDim,
     maxTokens: first.config.maxTokens,
+    namePooling,
   };
   try {
     const records = productRecords(dataset, root);
@@ -450,7 +466,7 @@ export async function runWdcBenchmark(options: WdcBenchmarkOptions = {}): Promis
         seed,
       };
       if (config.mode === "full") throw new Error(`trial ${trial.name}: WDC has no images; use mode text or head`);
-      if (!model) model = (await setupModel({ preset: "tiny", tokenizer: layout.tokenizerDir, seed })).model;
+      if (!model) model = (await newModel()).model;
       const features = await cachedTowerFeatures(model, inputs, { cacheDir, progress: false });
       if (features.key !== untrained.key) {
         throw new Error(`trial ${trial.name}: the initialisation differs from the untrained baseline's`);
@@ -509,7 +525,7 @@ export async function runWdcBenchmark(options: WdcBenchmarkOptions = {}): Promis
     const chosen = trialResults.reduce((a, b) => (b.validationF1 > a.validationF1 ? b : a));
     log(`chosen on validation: ${chosen.name} (epoch ${chosen.bestEpoch}, val F1 ${chosen.validationF1.toFixed(4)})`);
     const trainedRows = await stage("test scoring", async () => {
-      model = (await setupModel({ preset: "tiny", tokenizer: layout.tokenizerDir, seed })).model;
+      model = (await newModel()).model;
       model.loadStateDict((await loadCheckpoint(chosen.bestDir)).stateDict, { strict: true });
       const scoring = trainingStrategy(chosen.config.mode).scoringInputs(model, untrained.features);
       const score = async (set: PairIndexSet) => (await scorePairs(model!, inputs, set, scoring)).scores;
@@ -534,7 +550,9 @@ export async function runWdcBenchmark(options: WdcBenchmarkOptions = {}): Promis
       "Untrained baselines: the same initialisation before training; Euclidean distance over all tower " +
       "features (the placeholder image's columns are equal for every product and cancel; the description " +
       "columns, mean-pooled, have by far the largest spread and dominate it) and cosine similarity over the name " +
-      "tower's features (the projected [CLS] of the title).",
+      `tower's features (the projected ${
+        namePooling === "mean" ? "mean of the title's tokens" : "[CLS] of the title"
+      }).`,
     ];
     if (quick) notes.push("Quick smoke run: not a benchmark result.");
     if (options.maxTrainPairs !== undefined) notes.push(`Training pairs capped at ${options.maxTrainPairs}.`);

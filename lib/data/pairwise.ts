@@ -85,15 +85,16 @@ export interface SplitResult {
   files: string[];
 }
 
-/** Splits `dataset` by query and renders the pairs of each split (reads the labelling output). */
-export async function makeSplits(
-  options: PairOptions & {
-    dataset: string;
-    ratios: number[];
-    querySeller?: string;
-    root?: string;
-  },
-): Promise<SplitResult> {
+/** What `planSplits` and `makeSplits` need. */
+export type SplitOptions = PairOptions & {
+  dataset: string;
+  ratios: number[];
+  querySeller?: string;
+  root?: string;
+};
+
+/** Splits `dataset` by query and renders the pairs of each split (reads the labelling output), writing nothing. */
+export function planSplits(options: SplitOptions): Omit<SplitResult, "files"> {
   const layout = datasetLayout(options.dataset, options.root ?? dataDir());
   const processed = readProcessed(options.dataset, layout.root);
   const products = productsFromFrame(processed);
@@ -109,8 +110,17 @@ export async function makeSplits(
   const seller = options.querySeller ?? QUERY_SELLER;
   const assignment = assignSplits(queries, products.map((p) => p.sku), { ratios: options.ratios, seed: options.seed });
   const querySellerSkus = new Set(products.filter((p) => p.seller === seller).map((p) => p.sku));
-  const splits = renderSplits(queries, assignment, querySellerSkus, options);
-  const files = await writeSplits(layout.splitsDir, assignment, splits);
+  return { assignment, splits: renderSplits(queries, assignment, querySellerSkus, options) };
+}
+
+/** `planSplits`, then writes the splits under the dataset's `splits/` folder. */
+export async function makeSplits(options: SplitOptions): Promise<SplitResult> {
+  const { assignment, splits } = planSplits(options);
+  const files = await writeSplits(
+    datasetLayout(options.dataset, options.root ?? dataDir()).splitsDir,
+    assignment,
+    splits,
+  );
   return { assignment, splits, files };
 }
 
@@ -125,9 +135,9 @@ export interface SplitParams {
   QUERY_SELLER?: string;
 }
 
-/** `makeSplits` on a notebook's split parameters: the same split wherever it is made. */
-export function makeSplitsFromParams(params: SplitParams): Promise<SplitResult> {
-  return makeSplits({
+/** The `SplitOptions` of a notebook's split parameters. */
+export function splitOptionsFromParams(params: SplitParams): SplitOptions {
+  return {
     dataset: params.DATASET,
     ratios: parseSplitRatios(params.SPLIT_RATIOS),
     seed: params.SEED,
@@ -135,7 +145,12 @@ export function makeSplitsFromParams(params: SplitParams): Promise<SplitResult> 
     hardSoftRatio: params.HARD_SOFT_RATIO,
     maxPositivePairsPerQuery: params.MAX_POSITIVE_PAIRS_PER_QUERY,
     ...(params.QUERY_SELLER ? { querySeller: params.QUERY_SELLER } : {}),
-  });
+  };
+}
+
+/** `makeSplits` on a notebook's split parameters: the same split wherever it is made. */
+export function makeSplitsFromParams(params: SplitParams): Promise<SplitResult> {
+  return makeSplits(splitOptionsFromParams(params));
 }
 
 /** One table row per query group: its split, queries and products. */

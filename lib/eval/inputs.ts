@@ -6,7 +6,7 @@
  * @module
  */
 import pl from "nodejs-polars";
-import { splitFiles } from "../data/pairs.ts";
+import { type SplitData, splitFiles } from "../data/pairs.ts";
 import { embeddingPath, type EmbeddingTable, readEmbeddings } from "../embeddings/store.ts";
 import type { ProductEconomics } from "./economic_filter.ts";
 
@@ -71,6 +71,29 @@ function labelsOf(frame: pl.DataFrame, path: string): Int32Array {
 }
 
 const strings = (frame: pl.DataFrame, column: string): string[] => frame.getColumn(column).toArray().map(String);
+
+/** The rendered pairs of a split made in memory (pairs.ts `SplitData`), as a PairSet. */
+export function pairSetOf(split: SplitData): PairSet {
+  return {
+    split: split.split,
+    skuLeft: split.pairs.map((p) => p.sku_left),
+    skuRight: split.pairs.map((p) => p.sku_right),
+    labels: Int32Array.from(split.pairs, (p) => p.label),
+    kinds: split.pairs.map((p) => p.kind),
+    querySkus: split.pairs.map((p) => p.query_sku),
+  };
+}
+
+/** The query-candidate table of a split made in memory, as a QueryCandidateSet. */
+export function queryCandidateSetOf(split: SplitData): QueryCandidateSet {
+  return {
+    split: split.split,
+    querySkus: split.queryCandidates.map((q) => q.query_sku),
+    candidateSkus: split.queryCandidates.map((q) => q.candidate_sku),
+    classes: split.queryCandidates.map((q) => q.class),
+    labels: Int32Array.from(split.queryCandidates, (q) => q.label),
+  };
+}
 
 /** Reads `<splitsDir>/<split>_pairs.parquet`. */
 export function readPairSet(splitsDir: string, split: string): PairSet {

@@ -119,12 +119,60 @@ export function multipleNegativesRankingLoss(anchors: tf.Tensor2D, candidates: t
   });
 }
 
+/** Default scale of `queryRankingLoss`: logits are -scale * distance. */
+export const QUERY_RANKING_SCALE = 4;
+
+/**
+ * In-batch negatives per query (multiple negatives ranking over query groups, on distances): each
+ * positive pair of a query competes with that query's negative pairs of the batch, as the candidates of
+ * one query compete in its ranking.
+ *   for a positive i of group g:  l_i = -log( exp(-s d_i) / (exp(-s d_i) + sum_{j in g, y_j = 0} exp(-s d_j)) )
+ *   L = mean of l_i over the positives whose group has at least one negative in the batch (0 when none has)
+ * distances, labels [pairs] (1 = same product), groups [pairs] int32 (the pair's query) -> scalar.
+ * The group and label masks carry no gradient (they do not depend on the distances).
+ */
+export function queryRankingLoss(
+  distances: tf.Tensor1D,
+  labels: tf.Tensor1D,
+  groups: tf.Tensor1D,
+  scale: number = QUERY_RANKING_SCALE,
+): tf.Scalar {
+  checkPairs(distances, labels, "queryRankingLoss");
+  checkPairs(distances, groups, "queryRankingLoss (groups)");
+  return tf.tidy(() => {
+    const n = distances.shape[0];
+    const y = tf.cast(labels, "float32");
+    const g = tf.cast(groups, "int32");
+    const sameGroup = tf.cast(tf.equal(tf.reshape(g, [n, 1]), tf.reshape(g, [1, n])), "float32");
+    const negative = tf.reshape(tf.sub(1, y), [1, n]);
+    // Row i: the negatives of i's group; the diagonal: i itself (its own positive logit).
+    const competitors = tf.add(tf.mul(sameGroup, negative), tf.eye(n));
+    const logits = tf.broadcastTo(tf.reshape(tf.mul(distances, -scale), [1, n]), [n, n]);
+    // Masked entries get a large finite negative (no infinities: WGSL may assume there are none).
+    const masked = tf.add(tf.mul(logits, competitors), tf.mul(tf.sub(1, competitors), -1e4));
+    const perPair = tf.add(tf.logSumExp(masked, 1), tf.mul(distances, scale));
+    const hasNegative = tf.cast(tf.greater(tf.sum(tf.mul(sameGroup, negative), 1), 0), "float32");
+    const counted = tf.mul(y, hasNegative);
+    return tf.div(tf.sum(tf.mul(perPair, counted)), tf.maximum(tf.sum(counted), 1)) as tf.Scalar;
+  });
+}
+
 /** A pair loss of the training registry: one formula for training batches and for validation. */
 export interface PairLoss {
   /** What it computes, for tables and docs. */
   readonly description: string;
-  /** distances [pairs], labels [pairs] (1 = same product), margin -> scalar. */
-  readonly apply: (distances: tf.Tensor1D, labels: tf.Tensor1D, margin: number) => tf.Scalar;
+  /**
+   * True when the loss ranks pairs within their query group: it needs `groups`, and the trainer then
+   * batches each query's pairs together.
+   */
+  readonly grouped?: boolean;
+  /** distances [pairs], labels [pairs] (1 = same product), margin, groups [pairs] int32 (grouped losses) -> scalar. */
+  readonly apply: (distances: tf.Tensor1D, labels: tf.Tensor1D, margin: number, groups?: tf.Tensor1D) => tf.Scalar;
+}
+
+function needGroups(groups: tf.Tensor1D | undefined, what: string): tf.Tensor1D {
+  if (!groups) throw new Error(`${what} ranks pairs within their query: it needs each pair's query group`);
+  return groups;
 }
 
 /** The training losses, by name: the reference's contrastive loss and its online (in-batch hard pairs) variant. */
@@ -136,6 +184,17 @@ export const PAIR_LOSSES = {
   "online-contrastive": {
     description: "sum over the batch's hard pairs only (sentence-transformers' OnlineContrastiveLoss)",
     apply: onlineContrastiveLoss,
+  },
+  "query-ranking": {
+    description: "each positive against its query's negative pairs of the batch (in-batch negatives per query)",
+    grouped: true,
+    apply: (d, y, _margin, groups) => queryRankingLoss(d, y, needGroups(groups, "query-ranking")),
+  },
+  "contrastive+query-ranking": {
+    description: "the contrastive loss plus the query-ranking loss (calibrated distances, ranked candidates)",
+    grouped: true,
+    apply: (d, y, margin, groups) =>
+      tf.tidy(() => tf.add(contrastiveLoss(d, y, margin), queryRankingLoss(d, y, needGroups(groups, "query-ranking")))),
   },
 } as const satisfies Record<string, PairLoss>;
 /** The name of a training loss. */

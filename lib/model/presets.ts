@@ -21,6 +21,13 @@ export interface SiameseRuCLIPConfig extends RuCLIPConfig {
   imageSize: number;
   /** Token sequence length of names and descriptions (77 in the reference). */
   maxTokens: number;
+  /**
+   * The raw-distance residual: when a number s, the embedding is [head(x), s * x] for tower features x,
+   * so an embedding distance is d^2 = d_head^2 + s^2 d_towers^2 and training learns a correction to the
+   * towers' own distance instead of replacing it. `null` or absent: the reference's embedding, head(x).
+   * It adds no weights (the state dict is the reference's).
+   */
+  headResidual?: number | null;
 }
 
 /** cointegrated/rubert-tiny (checked against its config.json). */

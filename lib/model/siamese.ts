@@ -6,7 +6,8 @@
  *   head.0, head.3             Linear(hidden -> hidden/2), ReLU, Dropout, Linear(hidden/2 -> hidden/4)
  *                              (head.2 for the second Linear when the config has no dropout)
  *
- * A product's embedding is head(concat(image, name, description features)); products are compared by
+ * A product's embedding is head(concat(image, name, description features)), or with the config's
+ * `headResidual` s, [head(x), s * x] (the towers' distance kept as a residual); products are compared by
  * Euclidean distance. `forwardPairs` encodes each product of a batch once and gathers pair sides,
  * instead of re-encoding a product for every pair it is in (the reference's defect 6).
  */
@@ -64,8 +65,10 @@ export class SiameseRuCLIP {
   private readonly headOut: Linear;
   /** Size of the concatenated tower features (1848 for the real preset). */
   readonly featureDim: number;
-  /** Size of the embedding (462 for the real preset). */
+  /** Size of the embedding (462 for the real preset; plus featureDim with a `headResidual`). */
   readonly embeddingDim: number;
+  /** The raw-distance residual's scale (config `headResidual`), or null. */
+  readonly headResidual: number | null;
   /** Size of the image tower's features, the first columns of the tower features (768 for the real preset). */
   readonly imageDim: number;
   private readonly locked = new Set<Tower>();
@@ -75,7 +78,12 @@ export class SiameseRuCLIP {
     this.descriptionTransformer = new BertEncoder(store, "description_transformer", config.descriptionBert);
     const dims = headDims(config);
     this.featureDim = dims.input;
-    this.embeddingDim = dims.output;
+    const residual = config.headResidual ?? null;
+    if (residual !== null && !(Number.isFinite(residual) && residual > 0)) {
+      throw new Error(`SiameseRuCLIPConfig.headResidual = ${residual}; expected a number > 0, or null for none`);
+    }
+    this.headResidual = residual;
+    this.embeddingDim = dims.output + (residual === null ? 0 : dims.input);
     this.imageDim = config.convnext.dims[config.convnext.dims.length - 1];
     this.head0 = new Linear(store, "head.0", dims.input, dims.hidden);
     this.headOut = new Linear(store, config.headDropout === null ? "head.2" : "head.3", dims.hidden, dims.output);
@@ -100,14 +108,18 @@ export class SiameseRuCLIP {
     });
   }
 
-  /** The head on tower features: Linear -> ReLU -> Dropout (training only) -> Linear; [n, embeddingDim]. */
+  /**
+   * The head on tower features: Linear -> ReLU -> Dropout (training only) -> Linear, then with a
+   * `headResidual` s the scaled features appended: [n, embeddingDim].
+   */
   head(features: tf.Tensor2D, training: boolean): tf.Tensor2D {
     if (features.shape[1] !== this.featureDim) {
       throw new Error(`head expects features [n, ${this.featureDim}], got [${features.shape}]`);
     }
     return tf.tidy(() => {
       const hidden = tf.relu(this.head0.apply(features));
-      return this.headOut.apply(dropout(hidden, this.config.headDropout ?? 0, training)) as tf.Tensor2D;
+      const out = this.headOut.apply(dropout(hidden, this.config.headDropout ?? 0, training)) as tf.Tensor2D;
+      return this.headResidual === null ? out : tf.concat([out, tf.mul(features, this.headResidual)], 1);
     });
   }
 

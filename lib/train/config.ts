@@ -85,6 +85,34 @@ export const DEFAULT_TRAINING_CONFIG: TrainingConfig = {
   bestMetric: "f1",
 };
 
+/**
+ * The suite's training defaults: what the training notebook's parameters cell offers when nothing is set
+ * (head mode on cached tower features; tuned on the demo's validation split) and what `deno task seeds`
+ * trains. `DEFAULT_TRAINING_CONFIG` is the reference's full fine-tuning.
+ */
+export const SUITE_TRAINING_DEFAULTS: TrainingConfig = {
+  mode: "head",
+  epochs: 8,
+  batchSize: 64,
+  learningRate: 1e-4,
+  weightDecay: 0.1,
+  margin: 2,
+  loss: "online-contrastive",
+  plateauFactor: 0.5,
+  plateauPatience: 1,
+  gradientClip: 1,
+  seed: 42,
+  bestMetric: "auc",
+};
+
+/**
+ * The suite's default head residual (SiameseRuCLIPConfig `headResidual`) for a model the training notebook
+ * builds: the raw tower distance, scaled by 0.1 to the head's distances (demo: raw pair distances are about
+ * 6-8, the head's 0.4-1.8 at margin 2), kept beside the head's. Chosen on the demo's validation splits
+ * (`deno task seeds`): at 1 the raw distance swamps the head and training changes nothing.
+ */
+export const SUITE_HEAD_RESIDUAL = 0.1;
+
 /** The metric the learning-rate scheduler steps on: `plateauMetric`, else the best-epoch metric. */
 export function schedulerMetric(config: TrainingConfig): BestMetric {
   return config.plateauMetric ?? config.bestMetric;

@@ -18,6 +18,7 @@ import { readProcessed } from "../data/make_dataset.ts";
 import { splitFiles } from "../data/pairs.ts";
 import { loadSiameseRuCLIP, loadTowerWeights } from "../model/load.ts";
 import { presetByName, type PresetName, type SiameseRuCLIPConfig, tinyPreset } from "../model/presets.ts";
+import type { NamePooling } from "../model/ruclip.ts";
 import type { SiameseRuCLIP } from "../model/siamese.ts";
 import { loadTokenizer, type ProductTokenizer } from "../text/tokenizer.ts";
 import { shippedDir, shownPath } from "../paths.ts";
@@ -147,13 +148,25 @@ export async function setupModel(
     seed?: number;
     /** An HF BertModel folder or file for the description tower (the reference starts it from rubert-tiny). */
     descriptionWeights?: string;
+    /**
+     * The raw-distance residual's scale (SiameseRuCLIPConfig `headResidual`) for a model built from the
+     * preset; null = none. A checkpoint's own config.json decides for the weights it holds.
+     */
+    headResidual?: number | null;
+    /** The name tower's pooling (RuCLIPConfig `namePooling`) for a model built from the preset. */
+    namePooling?: NamePooling;
   },
 ): Promise<ModelSetup> {
   if (!(options.preset in DEFAULT_TOKENIZERS)) {
     throw new Error(`unknown model preset "${options.preset}"; use demo, real or tiny`);
   }
   const tokenizer = await loadTokenizer(options.tokenizer || DEFAULT_TOKENIZERS[options.preset]);
-  const config = await presetConfig(options.preset, tokenizer);
+  const preset = await presetConfig(options.preset, tokenizer);
+  const config = {
+    ...preset,
+    ...(options.headResidual == null ? {} : { headResidual: options.headResidual }),
+    ...(options.namePooling === undefined ? {} : { namePooling: options.namePooling }),
+  };
   const { model, report } = await loadSiameseRuCLIP({
     preset: config,
     weights: options.weights || undefined,

@@ -45,16 +45,26 @@ export interface PairIndexSet {
   left: Int32Array;
   right: Int32Array;
   labels: Float32Array;
+  /**
+   * The query group of each pair (0, 1, ... in order of first appearance of its query), when the pairs
+   * name their query: losses over query groups (`PairLoss.grouped`) need it.
+   */
+  groups?: Int32Array;
 }
 
-/** Builds a PairIndexSet from SKU pairs; an unknown SKU is an error naming it and the pair. */
+/**
+ * Builds a PairIndexSet from SKU pairs (with their query's SKU, when known, as the pair's group);
+ * an unknown SKU is an error naming it and the pair.
+ */
 export function pairIndexSet(
   inputs: ProductInputs,
-  pairs: readonly { skuLeft: string; skuRight: string; label: number }[],
+  pairs: readonly { skuLeft: string; skuRight: string; label: number; querySku?: string }[],
 ): PairIndexSet {
   const left = new Int32Array(pairs.length);
   const right = new Int32Array(pairs.length);
   const labels = new Float32Array(pairs.length);
+  const groupOf = new Map<string, number>();
+  const groups = new Int32Array(pairs.length);
   pairs.forEach((pair, i) => {
     if (pair.label !== 0 && pair.label !== 1) {
       throw new Error(`pair ${i} (${pair.skuLeft}, ${pair.skuRight}): label must be 0 or 1, got ${pair.label}`);
@@ -62,8 +72,31 @@ export function pairIndexSet(
     left[i] = inputs.indexOf(pair.skuLeft);
     right[i] = inputs.indexOf(pair.skuRight);
     labels[i] = pair.label;
+    if (pair.querySku !== undefined) {
+      if (!groupOf.has(pair.querySku)) groupOf.set(pair.querySku, groupOf.size);
+      groups[i] = groupOf.get(pair.querySku)!;
+    }
   });
-  return { left, right, labels };
+  const grouped = pairs.length > 0 && pairs.every((pair) => pair.querySku !== undefined);
+  return grouped ? { left, right, labels, groups } : { left, right, labels };
+}
+
+/**
+ * One epoch's pair order: shuffled pairs; for a loss over query groups, shuffled groups, each group's
+ * pairs shuffled and kept together, so a batch holds one query's pairs (two at a group's end).
+ */
+export function epochOrder(set: PairIndexSet, grouped: boolean, random: SeededRandom): number[] {
+  const order = random.shuffle([...set.labels.keys()]);
+  if (!grouped) return order;
+  const groups = set.groups;
+  if (!groups) throw new Error("a loss over query groups needs pairs with their query (PairIndexSet.groups)");
+  const byGroup = new Map<number, number[]>();
+  for (const pair of order) {
+    const list = byGroup.get(groups[pair]);
+    if (list) list.push(pair);
+    else byGroup.set(groups[pair], [pair]);
+  }
+  return random.shuffle([...byGroup.keys()]).flatMap((group) => byGroup.get(group)!);
 }
 
 /** One epoch's numbers. */
@@ -160,6 +193,7 @@ export async function validationMetrics(
   distances: Float64Array,
   labels: Float32Array,
   config: Pick<TrainingConfig, "loss" | "margin" | "batchSize">,
+  groups?: Int32Array,
 ): Promise<ValidationMetrics> {
   const loss = pairLoss(config.loss, "TrainingConfig.loss");
   let lossSum = 0;
@@ -170,6 +204,7 @@ export async function validationMetrics(
         tf.tensor1d(Float32Array.from(distances.subarray(start, end))),
         tf.tensor1d(labels.subarray(start, end)),
         config.margin,
+        groups ? tf.tensor1d(groups.subarray(start, end), "int32") : undefined,
       )
     );
     lossSum += (await value.data())[0] * (end - start);
@@ -207,6 +242,7 @@ async function validate(options: TrainOptions, scoring: ScoringInputs): Promise<
     rowPairDistances(embeddings, model.embeddingDim, left, right),
     validation.labels,
     config,
+    validation.groups,
   );
 }
 
@@ -231,6 +267,14 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
     throw new Error(`${config.mode} mode needs the products' tower features (options.features, see feature_cache.ts)`);
   }
   if (train.labels.length === 0) throw new Error("no training pairs");
+  const loss = pairLoss(config.loss, "TrainingConfig.loss");
+  for (const [name, set] of [["training", train], ["validation", options.validation]] as const) {
+    if (loss.grouped && !set.groups) {
+      throw new Error(
+        `TrainingConfig.loss = "${config.loss}" ranks pairs within their query, but the ${name} pairs name no query`,
+      );
+    }
+  }
   const { variables, names: torchNames } = strategy.prepare(model);
   const toTorch = new Map(variables.map((v, i) => [v.name, torchNames[i]]));
   const fromTorch = new Map(variables.map((v, i) => [torchNames[i], v.name]));
@@ -275,14 +319,13 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
   const featureTensor = cachedFeatures
     ? tf.tensor2d(cachedFeatures, [inputs.size, cachedFeatures.length / inputs.size])
     : undefined;
-  const loss = pairLoss(config.loss, "TrainingConfig.loss");
   // The running epoch's bar: a failure anywhere in the epoch leaves it showing where and why it stopped.
   let bar: Progress | undefined;
   try {
     for (let epoch = startEpoch + 1; epoch <= config.epochs; epoch++) {
       const started = performance.now();
       // Seeded per epoch, so a resumed run sees the same order as an uninterrupted one.
-      const order = new SeededRandom(config.seed * 1000 + epoch).shuffle([...train.labels.keys()]);
+      const order = epochOrder(train, loss.grouped === true, new SeededRandom(config.seed * 1000 + epoch));
       const steps = Math.ceil(order.length / config.batchSize);
       bar = new Progress({
         total: order.length,
@@ -299,6 +342,7 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
         const leftLocal = batchPairs.map((p) => local.get(train.left[p])!);
         const rightLocal = batchPairs.map((p) => local.get(train.right[p])!);
         const labels = batchPairs.map((p) => train.labels[p]);
+        const groups = loss.grouped ? batchPairs.map((p) => train.groups![p]) : undefined;
         const batch = strategy.batch(inputs, rows, featureTensor !== undefined);
         // Dropout masks depend only on the run's seed and the step: runs repeat, resumed ones too.
         seedDropout(config.seed * 1_000_003 + (step + 1) * 1_009);
@@ -312,7 +356,8 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
               tf.gather(embeddings, tf.tensor1d(leftLocal, "int32")) as tf.Tensor2D,
               tf.gather(embeddings, tf.tensor1d(rightLocal, "int32")) as tf.Tensor2D,
             );
-            return loss.apply(distances, tf.tensor1d(labels), config.margin);
+            const groupTensor = groups ? tf.tensor1d(groups, "int32") : undefined;
+            return loss.apply(distances, tf.tensor1d(labels), config.margin, groupTensor);
           }, variables));
         } finally {
           seedDropout(null);

@@ -1,0 +1,109 @@
+/**
+ * The split-seed study's verdicts, means and report (lib/bench/split_seeds.ts) on a result written here,
+ * and `deno task seeds` refusing to run without the demo's dataset. The study's training itself runs the
+ * trainer and the evaluation flows, tested where they live.
+ */
+import { describe, it } from "node:test";
+import { expect } from "expect";
+import { join } from "node:path";
+import {
+  renderSeedStudyMarkdown,
+  SEED_STUDY_VARIANTS,
+  seedStudyMeans,
+  type SeedStudyResult,
+  type SeedStudyRow,
+  seedStudyVerdicts,
+  type SplitMetrics,
+  writeSeedStudyReports,
+} from "../lib/bench/split_seeds.ts";
+import { projectRoot } from "../lib/paths.ts";
+import { validateTrainingConfig } from "../lib/train/config.ts";
+
+const metrics = (auc: number, ap: number, f1: number, mrr: number, map: number): SplitMetrics => ({
+  auc,
+  ap,
+  f1,
+  mrr,
+  map,
+});
+
+function row(seed: number, model: string, kind: SeedStudyRow["kind"], test: SplitMetrics): SeedStudyRow {
+  return { seed, model, kind, validation: metrics(0.5, 0.5, 0.5, 0.5, 0.5), test };
+}
+
+const result: SeedStudyResult = {
+  dataset: "demo_geo",
+  seeds: [1, 2],
+  rule: "largest TPR at FPR <= 0.05",
+  variants: [{ name: "v", description: "a variant", headResidual: null, config: SEED_STUDY_VARIANTS[0].config }],
+  baselines: ["raw"],
+  rows: [
+    row(1, "raw", "baseline", metrics(0.9, 0.7, 0.5, 0.8, 0.6)),
+    row(1, "v", "trained", metrics(0.8, 0.8, 0.6, 0.9, 0.7)),
+    row(2, "raw", "baseline", metrics(0.9, 0.7, 0.5, 0.8, 0.6)),
+    { ...row(2, "v", "trained", metrics(0.95, 0.8, 0.5, 0.7, 0.7)), validation: metrics(0.7, 0.7, 0.7, 0.7, 0.7) },
+  ],
+};
+
+describe("split-seed study", () => {
+  it("the registry's variants are valid training configurations with distinct names", () => {
+    for (const variant of SEED_STUDY_VARIANTS) validateTrainingConfig(variant.config);
+    expect(new Set(SEED_STUDY_VARIANTS.map((v) => v.name)).size).toBe(SEED_STUDY_VARIANTS.length);
+  });
+
+  it("a variant beats the baselines only when it is ahead on AP, F1, MRR and mAP (ROC AUC aside)", () => {
+    const verdicts = seedStudyVerdicts(result);
+    expect(verdicts.map((v) => [v.seed, v.beatsAll])).toEqual([[1, true], [2, false]]);
+    // A tie is not a lead; each miss names the metric and the baseline.
+    expect(verdicts[1].behind).toEqual(["f1 0.500 <= raw 0.500", "mrr 0.700 <= raw 0.800"]);
+  });
+
+  it("means are per model over the seeds, validation and test apart", () => {
+    const means = seedStudyMeans(result);
+    const v = means.find((m) => m.model === "v")!;
+    expect(v.test.auc).toBeCloseTo(0.875, 12);
+    expect(v.test.mrr).toBeCloseTo(0.8, 12);
+    expect(v.validation.f1).toBeCloseTo(0.6, 12);
+    expect(means.map((m) => m.model)).toEqual(["raw", "v"]);
+  });
+
+  it("the report has a table per seed, the means and the verdicts; the files are written together", async () => {
+    const markdown = renderSeedStudyMarkdown(result);
+    expect(markdown).toContain("## Split seed 1");
+    expect(markdown).toContain("| v | 0.800 | 0.800 | 0.600 | 0.900 | 0.700 |");
+    expect(markdown).toContain("- seed 2, v: no (f1 0.500 <= raw 0.500; mrr 0.700 <= raw 0.800)");
+    const dir = await Deno.makeTempDir();
+    try {
+      const [json, md] = await writeSeedStudyReports(result, dir);
+      expect(JSON.parse(await Deno.readTextFile(json))).toEqual(result);
+      expect(await Deno.readTextFile(md)).toBe(markdown);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+
+  it("deno task seeds names a missing dataset and what makes it", async () => {
+    const data = await Deno.makeTempDir();
+    try {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", join(projectRoot, "scripts", "split_seeds.ts"), "--seeds", "1"],
+        env: { CLIP_SIAMESE_DATA: data },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      expect(out.code).not.toBe(0);
+      expect(new TextDecoder().decode(out.stderr)).toMatch(
+        /dataset "demo_geo" not found at .*: run deno task demo first/,
+      );
+      const bad = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", join(projectRoot, "scripts", "split_seeds.ts"), "--variants", "heda"],
+        env: { CLIP_SIAMESE_DATA: data },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      expect(new TextDecoder().decode(bad.stderr)).toMatch(/unknown variant "heda"; known: head\+residual, head, /);
+    } finally {
+      await Deno.remove(data, { recursive: true });
+    }
+  });
+});
