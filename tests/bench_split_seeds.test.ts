@@ -84,24 +84,22 @@ describe("split-seed study", () => {
 
   it("deno task seeds names a missing dataset and what makes it", async () => {
     const data = await Deno.makeTempDir();
-    try {
+    const seeds = async (...args: string[]) => {
       const out = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", join(projectRoot, "scripts", "split_seeds.ts"), "--seeds", "1"],
+        args: ["run", "-A", join(projectRoot, "scripts", "split_seeds.ts"), ...args],
         env: { CLIP_SIAMESE_DATA: data },
         stdout: "piped",
         stderr: "piped",
       }).output();
-      expect(out.code).not.toBe(0);
-      expect(new TextDecoder().decode(out.stderr)).toMatch(
-        /dataset "demo_geo" not found at .*: run deno task demo first/,
-      );
-      const bad = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", join(projectRoot, "scripts", "split_seeds.ts"), "--variants", "heda"],
-        env: { CLIP_SIAMESE_DATA: data },
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      expect(new TextDecoder().decode(bad.stderr)).toMatch(/unknown variant "heda"; known: head\+residual, head, /);
+      return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+    };
+    try {
+      const missing = await seeds("--seeds", "1");
+      expect(missing.code).not.toBe(0);
+      expect(missing.stderr).toMatch(/dataset "demo_geo" not found at .*: run deno task demo first/);
+      const typo = await seeds("--variants", "heda");
+      expect(typo.code).not.toBe(0);
+      expect(typo.stderr).toMatch(/unknown variant "heda"; known: head\+residual, head, /);
     } finally {
       await Deno.remove(data, { recursive: true });
     }

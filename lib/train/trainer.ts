@@ -204,7 +204,7 @@ export async function validationMetrics(
         tf.tensor1d(Float32Array.from(distances.subarray(start, end))),
         tf.tensor1d(labels.subarray(start, end)),
         config.margin,
-        groups ? tf.tensor1d(groups.subarray(start, end), "int32") : undefined,
+        loss.grouped && groups ? tf.tensor1d(groups.subarray(start, end), "int32") : undefined,
       )
     );
     lossSum += (await value.data())[0] * (end - start);
