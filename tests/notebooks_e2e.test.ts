@@ -110,6 +110,12 @@ describe("notebook suite, end to end", () => {
     const metadata = await readParquetKeyValueMetadata(join(data, "predictions", "demo_geo", predictions[0]));
     expect(Object.keys(metadata).join(" ")).toMatch(/threshold/);
     await Deno.stat(join(data, "train_results", "demo", "best", "model.safetensors"));
+    // The residual's scale chosen on validation is the one the best checkpoint's config carries on.
+    const summary = JSON.parse(await Deno.readTextFile(join(data, "train_results", "demo", "summary.json")));
+    const bestConfig = JSON.parse(await Deno.readTextFile(join(data, "train_results", "demo", "best", "config.json")));
+    expect(summary.residualScale.trained).toBe(0.1);
+    expect(summary.residualScale.rows.map((r: { scale: number }) => r.scale)).toContain(summary.residualScale.chosen);
+    expect(bestConfig.headResidual).toBe(summary.residualScale.chosen);
 
     // What users look at names no machine path: not the project's, not the data folder's.
     const leaks = await filesContaining(reports, [projectRoot, data, reports]);

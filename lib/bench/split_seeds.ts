@@ -9,6 +9,9 @@
  *   default rule, largest TPR at FPR <= 0.05), unchanged on test;
  * - every query-candidate pair of the split: MRR and mAP of each query's candidates (no threshold).
  *
+ * A variant with a head residual is scored twice: at the scale it trained with, and at the scale chosen on
+ * validation afterwards (`chooseResidualScale`, what the training notebook does by default).
+ *
  * The baselines are scored the same way on the same pairs: the raw tower features the training started
  * from (Euclidean), and each zero-shot sentence encoder on "name. description" (cosine). The same numbers
  * on the validation split are kept too: they, not the test split, are what a variant is chosen by.
@@ -34,6 +37,7 @@ import { cachedTowerFeatures } from "../train/feature_cache.ts";
 import { ProductInputs } from "../train/product_inputs.ts";
 import { productRecords, setupModel, type SuiteModelPreset } from "../train/session.ts";
 import { pairIndexSet, trainSiamese } from "../train/trainer.ts";
+import { chooseResidualScale, queryCandidatePairs } from "../train/residual_scale.ts";
 
 /** One way of training, run on every seed. */
 export interface TrainingVariant {
@@ -43,6 +47,9 @@ export interface TrainingVariant {
   /** SiameseRuCLIPConfig `headResidual` (null: the reference's head). */
   headResidual: number | null;
 }
+
+/** Appended to a residual variant's name for its row at the scale chosen on validation. */
+export const CHOSEN_SCALE_SUFFIX = ", scale on val";
 
 /** The variants `deno task seeds` trains by default: the training notebook's defaults, then the candidates. */
 export const SEED_STUDY_VARIANTS: TrainingVariant[] = [
@@ -116,6 +123,8 @@ export interface SeedStudyRow {
   /** Trained variants: the best epoch (by the config's best metric) and the training seconds. */
   bestEpoch?: number;
   seconds?: number;
+  /** Variants with a head residual: the scale scored (the trained one, or the one chosen on validation). */
+  residualScale?: number;
 }
 
 export interface SeedStudyOptions {
@@ -242,23 +251,38 @@ export async function runSeedStudy(options: SeedStudyOptions): Promise<SeedStudy
             progress: false,
           });
           model.loadStateDict((await loadCheckpoint(result.bestDir)).stateDict);
-          const vectors = await computeEmbeddings(model, inputs, undefined, { features, progress: false });
-          const trained = embeddingsOf(variant.name, skus, vectors, model.embeddingDim, "euclidean");
           const seconds = (performance.now() - started) / 1000;
-          const row: SeedStudyRow = {
-            seed,
-            model: variant.name,
-            kind: "trained",
-            ...splitMetrics(trained, splits, options.rule),
-            bestEpoch: result.bestEpoch,
-            seconds,
+          const score = async (name: string): Promise<SeedStudyRow> => {
+            const vectors = await computeEmbeddings(model, inputs, undefined, { features, progress: false });
+            const trained = embeddingsOf(name, skus, vectors, model.embeddingDim, "euclidean");
+            const row: SeedStudyRow = {
+              seed,
+              model: name,
+              kind: "trained",
+              ...splitMetrics(trained, splits, options.rule),
+              bestEpoch: result.bestEpoch,
+              seconds,
+              ...(model.headResidual === null ? {} : { residualScale: model.headResidual }),
+            };
+            rows.push(row);
+            log(
+              `seed ${seed} ${name}: ${formatMetrics(row.test)} (best epoch ${row.bestEpoch}, ${seconds.toFixed(0)} s)`,
+            );
+            return row;
           };
-          rows.push(row);
-          log(
-            `seed ${seed} ${variant.name}: ${formatMetrics(row.test)} (best epoch ${row.bestEpoch}, ${
-              seconds.toFixed(0)
-            } s)`,
-          );
+          await score(variant.name);
+          if (variant.headResidual !== null) {
+            // What the training notebook does next: the residual's scale chosen on validation.
+            const val = splits.find((s) => s.split === "val")!;
+            await chooseResidualScale({
+              model,
+              inputs,
+              validation: sets.val,
+              queryCandidates: queryCandidatePairs(inputs, val.queryCandidates),
+              scoring: { features },
+            });
+            await score(`${variant.name}${CHOSEN_SCALE_SUFFIX}`);
+          }
         } finally {
           model.dispose();
         }
@@ -338,10 +362,17 @@ export function renderSeedStudyMarkdown(result: SeedStudyResult): string {
     "Variants:",
     ...result.variants.map((v) => `- **${v.name}**: ${v.description}`),
     "",
+    `A variant with a head residual has a second row, \`<name>${CHOSEN_SCALE_SUFFIX}\`: the same weights with the ` +
+    "residual's scale chosen on validation (train/residual_scale.ts: mean of pair AP, MRR and mAP), as the " +
+    "training notebook does by default.",
+    "",
   ];
   for (const seed of result.seeds) {
     out.push(`## Split seed ${seed}`, "", header, rule);
-    for (const row of result.rows.filter((r) => r.seed === seed)) out.push(line(row.model, row.test));
+    for (const row of result.rows.filter((r) => r.seed === seed)) {
+      const scale = row.residualScale === undefined ? "" : ` (scale ${row.residualScale})`;
+      out.push(line(row.model + scale, row.test));
+    }
     out.push("");
   }
   const means = seedStudyMeans(result);

@@ -131,3 +131,11 @@ async function readJson(path: string): Promise<unknown> {
 export function updateTrainingState(dir: string, trainingState: TrainingState): Promise<void> {
   return writeJsonAtomic(join(dir, CHECKPOINT_FILES.trainingState), trainingState);
 }
+
+/** Rewrites only a checkpoint's config.json (e.g. a head-residual scale chosen after training). */
+export async function updateCheckpointConfig(dir: string, config: unknown): Promise<void> {
+  if (!(await exists(join(dir, CHECKPOINT_FILES.model)))) {
+    throw new Error(`${dir}: not a checkpoint folder (no ${CHECKPOINT_FILES.model}); config not written`);
+  }
+  await writeJsonAtomic(join(dir, CHECKPOINT_FILES.config), config);
+}

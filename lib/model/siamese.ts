@@ -67,13 +67,19 @@ export class SiameseRuCLIP {
   readonly featureDim: number;
   /** Size of the embedding (462 for the real preset; plus featureDim with a `headResidual`). */
   readonly embeddingDim: number;
-  /** The raw-distance residual's scale (config `headResidual`), or null. */
-  readonly headResidual: number | null;
+  /** The raw-distance residual's scale (config `headResidual`), or null; `setHeadResidual` changes it. */
+  get headResidual(): number | null {
+    return this.config.headResidual ?? null;
+  }
   /** Size of the image tower's features, the first columns of the tower features (768 for the real preset). */
   readonly imageDim: number;
   private readonly locked = new Set<Tower>();
 
-  constructor(readonly config: SiameseRuCLIPConfig, private readonly store: ParameterStore) {
+  /** The model's config; `setHeadResidual` replaces it (a copy, so a shared preset is never changed). */
+  config: SiameseRuCLIPConfig;
+
+  constructor(config: SiameseRuCLIPConfig, private readonly store: ParameterStore) {
+    this.config = config;
     this.ruclip = new RuCLIPTiny(store, "ruclip", config);
     this.descriptionTransformer = new BertEncoder(store, "description_transformer", config.descriptionBert);
     const dims = headDims(config);
@@ -82,11 +88,25 @@ export class SiameseRuCLIP {
     if (residual !== null && !(Number.isFinite(residual) && residual > 0)) {
       throw new Error(`SiameseRuCLIPConfig.headResidual = ${residual}; expected a number > 0, or null for none`);
     }
-    this.headResidual = residual;
     this.embeddingDim = dims.output + (residual === null ? 0 : dims.input);
     this.imageDim = config.convnext.dims[config.convnext.dims.length - 1];
     this.head0 = new Linear(store, "head.0", dims.input, dims.hidden);
     this.headOut = new Linear(store, config.headDropout === null ? "head.2" : "head.3", dims.hidden, dims.output);
+  }
+
+  /**
+   * Changes the residual's scale of a model built with one (no weight depends on it, so a scale can be
+   * chosen after training: train/residual_scale.ts). Turning the residual on or off changes the
+   * embedding's size and is refused.
+   */
+  setHeadResidual(scale: number): void {
+    if (this.headResidual === null) {
+      throw new Error("setHeadResidual: this model has no head residual (config headResidual null)");
+    }
+    if (!(Number.isFinite(scale) && scale > 0)) {
+      throw new Error(`setHeadResidual(${scale}): expected a number > 0`);
+    }
+    this.config = { ...this.config, headResidual: scale };
   }
 
   /** Concatenated [image, name, description] features of each product: [n, featureDim]. */

@@ -9,6 +9,7 @@
  * @module
  */
 import { TRAINING_LOSSES, type TrainingLoss } from "../model/losses.ts";
+import { text, type TextSpec } from "../notebook/params.ts";
 import { TRAINING_MODES, type TrainingMode } from "./strategies.ts";
 import type { EpochRecord } from "./trainer.ts";
 
@@ -112,6 +113,42 @@ export const SUITE_TRAINING_DEFAULTS: TrainingConfig = {
  * (`deno task seeds`): at 1 the raw distance swamps the head and training changes nothing.
  */
 export const SUITE_HEAD_RESIDUAL = 0.1;
+
+/**
+ * The head residual's scales tried on validation after training (train/residual_scale.ts; the training
+ * notebook's `RESIDUAL_SCALES`): around the trained default, up to where the raw distance dominates.
+ */
+export const RESIDUAL_SCALE_GRID: readonly number[] = [0.05, 0.1, 0.15, 0.2, 0.3, 0.5];
+
+/**
+ * The notebooks' `RESIDUAL_SCALES`: comma-separated numbers > 0, e.g. "0.05,0.1,0.2"; "" = none (keep the
+ * trained scale). A bad entry is an error naming it.
+ */
+export function parseResidualScales(value: string, where = "RESIDUAL_SCALES"): number[] {
+  if (value.trim() === "") return [];
+  return value.split(",").map((part) => {
+    const scale = Number(part.trim());
+    if (part.trim() === "" || !Number.isFinite(scale) || scale <= 0) {
+      throw new Error(`${where} = ${JSON.stringify(value)}: "${part.trim()}" is not a number > 0`);
+    }
+    return scale;
+  });
+}
+
+/** `RESIDUAL_SCALES` as a notebook parameter (checked when the parameters cell runs). */
+export function residualScalesParam(defaultValue = RESIDUAL_SCALE_GRID.join(",")): TextSpec {
+  return text(defaultValue, "head residual scales tried on validation after training; empty = keep HEAD_RESIDUAL", {
+    check: (value) => {
+      try {
+        parseResidualScales(value);
+        return undefined;
+      } catch (error) {
+        return (error as Error).message.replace(/^RESIDUAL_SCALES = "[^"]*": /, "");
+      }
+    },
+    allowed: 'numbers > 0 separated by commas, e.g. "0.05,0.1,0.2", or empty',
+  });
+}
 
 /** The metric the learning-rate scheduler steps on: `plateauMetric`, else the best-epoch metric. */
 export function schedulerMetric(config: TrainingConfig): BestMetric {

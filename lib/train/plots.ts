@@ -1,6 +1,7 @@
 /** Plots of a training run: loss and validation metrics per epoch. */
 import type { Figure } from "../notebook/display.ts";
 import type { EpochRecord } from "./trainer.ts";
+import type { ResidualScaleChoice } from "./residual_scale.ts";
 
 /** Training curve: train/val loss (left axis), F1 and ROC AUC (right axis) per epoch. */
 export function trainingCurveFigure(history: readonly EpochRecord[], title = "Training curve"): Figure {
@@ -28,6 +29,47 @@ export function trainingCurveFigure(history: readonly EpochRecord[], title = "Tr
       yaxis: { title: { text: "contrastive loss" } },
       yaxis2: { title: { text: "F1 / AUC" }, overlaying: "y", side: "right", range: [0, 1] },
       legend: { orientation: "h", y: -0.2 },
+    },
+  };
+}
+
+/** The validation metrics of each head-residual scale tried, the chosen one marked (`chooseResidualScale`). */
+export function residualScaleFigure(choice: ResidualScaleChoice, title = "Head residual scale on validation"): Figure {
+  const scales = choice.rows.map((r) => r.scale);
+  const line = (name: string, values: (number | null)[], dash?: string) => ({
+    type: "scatter",
+    mode: "lines+markers",
+    name,
+    x: scales,
+    y: values,
+    line: dash ? { dash } : undefined,
+  });
+  const data = [
+    line("pair AP", choice.rows.map((r) => r.ap)),
+    ...(choice.rows.some((r) => r.mrr !== null)
+      ? [line("MRR", choice.rows.map((r) => r.mrr)), line("mAP", choice.rows.map((r) => r.map))]
+      : []),
+    line("score (mean)", choice.rows.map((r) => r.score), "dot"),
+  ];
+  const chosen = choice.rows.find((r) => r.scale === choice.scale)!;
+  return {
+    data: [
+      ...data,
+      {
+        type: "scatter",
+        mode: "markers",
+        name: `chosen (${choice.scale})`,
+        x: [chosen.scale],
+        y: [chosen.score],
+        marker: { size: 14, symbol: "star" },
+      },
+    ],
+    layout: {
+      title: { text: `${title} (trained at ${choice.trainedScale})` },
+      height: 360,
+      xaxis: { title: { text: "residual scale s: embedding [head(x), s·x]" }, type: "log" },
+      yaxis: { title: { text: "validation metric" } },
+      legend: { orientation: "h", y: -0.25 },
     },
   };
 }
