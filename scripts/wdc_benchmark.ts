@@ -1,12 +1,15 @@
 /**
  * `deno task wdc`: the WDC Products benchmark in one run (lib/bench/wdc_benchmark.ts): imports the
- * benchmark (or reuses a complete import), trains SiameseRuCLIP text towers from scratch on the training
- * split (trials chosen by validation F1), scores the three test sets at the validation-chosen threshold,
- * next to the TF-IDF and untrained-tower baselines and the published anchors.
+ * benchmark (or reuses a complete import), pretrains the text towers without labels on the training
+ * products' titles and descriptions, trains SiameseRuCLIP on the training pairs (trials chosen by
+ * validation F1), scores the three test sets at the validation-chosen threshold, next to the TF-IDF,
+ * starting-tower and random-tower baselines and the published anchors.
  *
  *   deno task wdc [--size small|medium] [--epochs N] [--seed S] [--quick] [--dir FOLDER]
  *                 [--trials name,name] [--trial 'name:lr=3e-3,batch=64,...' ...] [--max-train-pairs N] [--fast-matmul]
- *                 [--name-pooling mean|cls]
+ *                 [--name-pooling mean|cls] [--pretrain-epochs N]
+ *
+ * --pretrain-epochs 0 turns the label-free pretraining off (the trials start from random towers).
  *
  * --trials picks built-in trials by name; each --trial adds one (keys: see `parseWdcTrial`); with either,
  * only those run.
@@ -49,6 +52,7 @@ const { values } = parseArgs({
     "max-train-pairs": { type: "string" },
     "fast-matmul": { type: "boolean", default: false },
     "name-pooling": { type: "string", default: "mean" },
+    "pretrain-epochs": { type: "string" },
   },
 });
 
@@ -83,6 +87,10 @@ if (backend.backend === "wasm" && !values["fast-matmul"]) {
   unregisterFastMatMul();
   environment.batchMatMul = "tfjs-wasm's own kernel (the per-slice XNNPACK wrapper is slower on the tiny preset)";
 }
+const pretrainEpochs = integer("pretrain-epochs", values["pretrain-epochs"]);
+if (pretrainEpochs !== undefined && pretrainEpochs < 0) {
+  throw new Error(`--pretrain-epochs ${pretrainEpochs}: expected 0 (no pretraining) or more`);
+}
 const result = await runWdcBenchmark({
   size: values.size as WdcSize,
   dir: values.dir,
@@ -92,6 +100,7 @@ const result = await runWdcBenchmark({
   trials,
   maxTrainPairs: integer("max-train-pairs", values["max-train-pairs"]),
   namePooling: values["name-pooling"] as NamePooling,
+  pretraining: pretrainEpochs === 0 ? null : pretrainEpochs === undefined ? {} : { epochs: pretrainEpochs },
   environment,
 });
 const written = await writeWdcReports(result);

@@ -94,6 +94,12 @@ describe("WDC Products benchmark", () => {
       config: { learningRate: 3e-3, batchSize: 64, loss: "online-contrastive" },
     });
     expect(parseWdcTrial("plain")).toEqual({ name: "plain", config: {} });
+    expect(parseWdcTrial("r:residual=0.2,lr=1e-3")).toEqual({
+      name: "r",
+      config: { learningRate: 1e-3 },
+      headResidual: 0.2,
+    });
+    expect(() => parseWdcTrial("r:residual=0")).toThrow(/residual=0 is not a number > 0/);
     expect(() => parseWdcTrial("x:speed=3")).toThrow(/speed=3/);
   });
 
@@ -119,7 +125,10 @@ describe("WDC Products benchmark", () => {
       expect((await readImportManifest("wdc_products_small", root))?.tokenizer).toBeTruthy();
 
       const methods = [...new Set(result.rows.map((r) => r.method))];
-      expect(methods).toHaveLength(5);
+      // Trained; the label-free pretrained towers (Euclidean, name cosine); the random towers; TF-IDF twice.
+      expect(methods).toHaveLength(6);
+      expect(result.pretraining?.products).toBeGreaterThan(1);
+      expect(result.pretraining?.history).toHaveLength(result.pretraining!.config.epochs);
       expect(result.rows.filter((r) => r.kind === "trained")).toHaveLength(3);
       for (const method of methods) {
         expect(result.rows.filter((r) => r.method === method).map((r) => r.split)).toEqual(
@@ -127,12 +136,24 @@ describe("WDC Products benchmark", () => {
         );
       }
       for (const row of result.rows) {
-        for (const key of ["precision", "recall", "f1", "rocAuc", "averagePrecision", "validationF1"] as const) {
+        for (
+          const key of [
+            "precision",
+            "recall",
+            "f1",
+            "rocAuc",
+            "averagePrecision",
+            "validationF1",
+            "mrr",
+            "map",
+          ] as const
+        ) {
           expect(row[key]).toBeGreaterThanOrEqual(0);
           expect(row[key]).toBeLessThanOrEqual(1);
         }
         expect(row.pairs).toBe(36);
         expect(row.positives).toBe(12);
+        expect(row.queries).toBeGreaterThan(0);
       }
       expect(result.trials).toHaveLength(1);
       expect(result.trials[0].history).toHaveLength(1);
@@ -145,13 +166,24 @@ describe("WDC Products benchmark", () => {
       expect(markdown).toBe(renderWdcMarkdown(result));
       for (const method of methods) expect(markdown).toContain(`| ${method} |`);
       expect(markdown).toContain("| GPT-4o-mini (zero-shot) | 0.816 | — | — |");
+      expect(markdown).toContain("## Pair AP and ranking (AP / MRR / mAP");
       const json = JSON.parse(await Deno.readTextFile(written.json));
-      expect(json.rows).toHaveLength(15);
+      expect(json.rows).toHaveLength(18);
 
       // A second run reuses the complete import.
-      const again = await runWdcBenchmark({ ...options, trials: [{ name: "u", config: { epochs: 1, mode: "head" } }] });
+      // A second run reuses the complete import; without pretraining, a head-mode trial with a residual whose
+      // scale is chosen on validation.
+      const again = await runWdcBenchmark({
+        ...options,
+        pretraining: null,
+        trials: [{ name: "u", config: { epochs: 1, mode: "head" }, headResidual: 0.1 }],
+      });
       expect(again.reusedImport).toBe(true);
-      expect(again.rows.find((r) => r.kind === "trained")?.method).toBeTruthy();
+      expect(again.pretraining).toBe(null);
+      expect(new Set(again.rows.map((r) => r.method)).size).toBe(5);
+      expect(again.trials[0].residualScale?.trained).toBe(0.1);
+      expect(again.trials[0].residualScale?.chosen).toBeGreaterThan(0);
+      expect(renderWdcMarkdown(again)).toMatch(/\| u \(chosen\) \(residual 0\.1 -> [0-9.]+\) \| head \|/);
     } finally {
       await Deno.remove(tmp, { recursive: true });
     }

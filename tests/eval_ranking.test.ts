@@ -1,6 +1,12 @@
 import { describe, it } from "node:test";
 import { expect } from "expect";
-import { queryRankingRow, rankedLabels, rankingMetrics, type RankingRow } from "../lib/eval/ranking.ts";
+import {
+  queryPairRanking,
+  queryRankingRow,
+  rankedLabels,
+  rankingMetrics,
+  type RankingRow,
+} from "../lib/eval/ranking.ts";
 
 interface ReferenceQuery {
   query: string;
@@ -29,6 +35,21 @@ describe("ranking metrics worked by hand", () => {
     expect([row["precision@2"], row["precision@5"]]).toEqual([0.5, 0.4]);
     expect([row["hit@1"], row["hit@2"]]).toEqual([0, 1]);
     expect(row["ndcg@5"]).toBeCloseTo((1 / Math.log2(3) + 1 / Math.log2(5)) / (1 + 1 / Math.log2(3)), 14);
+  });
+
+  it("pairs ranked per query: the candidate is the side that is not the query, either way round", () => {
+    // Query q: candidates a (0.9, negative), b (0.5, positive; q on the right), c (0.1, positive). Query r: d only.
+    const { summary, perQuery } = queryPairRanking({
+      queries: ["q", "q", "q", "r"],
+      left: ["q", "b", "q", "r"],
+      right: ["a", "q", "c", "d"],
+      scores: [0.9, 0.5, 0.1, 0.3],
+      labels: [0, 1, 1, 1],
+    });
+    expect(perQuery.map((row) => [row.query, row.candidates, row.positives])).toEqual([["q", 3, 2], ["r", 1, 1]]);
+    // q: positives at ranks 2 and 3, rr 1/2, ap (1/2 + 2/3) / 2; r: rr 1, ap 1.
+    expect(summary.mrr).toBeCloseTo((0.5 + 1) / 2, 12);
+    expect(summary.map).toBeCloseTo(((0.5 + 2 / 3) / 2 + 1) / 2, 12);
   });
 
   it("precision@k divides by k even when the list is shorter than k", () => {

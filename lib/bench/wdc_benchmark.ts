@@ -29,6 +29,7 @@ import { importedLayout, type ImportManifest, readImportManifest } from "../data
 import { WDC_PREFIX, WDC_TEST_SETS, wdcImportOptions, type WdcSize } from "../data/wdc_products.ts";
 import { lexicalBaseline } from "../eval/lexical_baseline.ts";
 import { applyThreshold, chooseThreshold, type PairReport } from "../eval/pair_metrics.ts";
+import { queryPairRanking, type RankingSummary } from "../eval/ranking.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
 import type { NamePooling } from "../model/ruclip.ts";
 import type { SiameseRuCLIP } from "../model/siamese.ts";
@@ -42,6 +43,8 @@ import { cachedTowerFeatures } from "../train/feature_cache.ts";
 import { ProductInputs } from "../train/product_inputs.ts";
 import { productRecords, readSplitPairs, setupModel } from "../train/session.ts";
 import { trainingStrategy } from "../train/strategies.ts";
+import { pretrainTextTowers, type TextPretrainingConfig } from "../train/text_pretraining.ts";
+import { chooseCheckpointResidualScale } from "../train/residual_scale.ts";
 import { type EpochRecord, type PairIndexSet, pairIndexSet, trainSiamese } from "../train/trainer.ts";
 
 /** The test splits in report order, with what each holds. */
@@ -83,7 +86,21 @@ export const WDC_PUBLISHED_ANCHORS: PublishedAnchor[] = [
 export interface WdcTrial {
   name: string;
   config: Partial<TrainingConfig>;
+  /**
+   * The head residual's trained scale (SiameseRuCLIPConfig `headResidual`); the scale is then chosen on
+   * validation (train/residual_scale.ts), as the training notebook does. Absent: no residual.
+   */
+  headResidual?: number;
 }
+
+/** The benchmark's label-free text pretraining (the seed is the run's). */
+export const WDC_TEXT_PRETRAINING: Omit<TextPretrainingConfig, "seed"> = {
+  epochs: 10,
+  batchSize: 128,
+  learningRate: 1e-3,
+  weightDecay: 0.01,
+  temperature: 0.05,
+};
 
 /** The training defaults of the benchmark (from-scratch towers want a larger step than fine-tuning). */
 export const WDC_TRAINING_DEFAULTS: TrainingConfig = {
@@ -129,24 +146,35 @@ const TRIAL_KEYS: Record<string, keyof TrainingConfig> = {
 
 /**
  * A trial from text, `name:key=value,key=value` (keys: mode, loss, lr, margin, batch, epochs, wd, clip,
- * patience, best), e.g. `wide:lr=3e-3,batch=64,loss=online-contrastive`; the values are checked by the trainer.
+ * patience, best, residual), e.g. `wide:lr=3e-3,batch=64,loss=online-contrastive`; the values are checked by
+ * the trainer (residual: a number > 0, the head residual's trained scale).
  */
 export function parseWdcTrial(text: string): WdcTrial {
   const colon = text.indexOf(":");
   const name = (colon < 0 ? text : text.slice(0, colon)).trim();
   if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new Error(`trial "${text}": the name may hold letters, digits, _ . -`);
   const config: Record<string, string | number> = {};
+  let headResidual: number | undefined;
   for (const part of colon < 0 ? [] : text.slice(colon + 1).split(",").filter((p) => p.trim())) {
     const [key, value] = part.split("=").map((p) => p.trim());
+    if (key === "residual") {
+      headResidual = Number(value);
+      if (!(Number.isFinite(headResidual) && headResidual > 0)) {
+        throw new Error(`trial "${text}": residual=${value} is not a number > 0`);
+      }
+      continue;
+    }
     const field = TRIAL_KEYS[key];
     if (!field || value === undefined || value === "") {
       throw new Error(
-        `trial "${text}": "${part}" is not key=value with a key of ${Object.keys(TRIAL_KEYS).join(", ")}`,
+        `trial "${text}": "${part}" is not key=value with a key of ${
+          [...Object.keys(TRIAL_KEYS), "residual"].join(", ")
+        }`,
       );
     }
     config[field] = ["mode", "loss", "bestMetric"].includes(field) ? value : Number(value);
   }
-  return { name, config: config as Partial<TrainingConfig> };
+  return { name, config: config as Partial<TrainingConfig>, ...(headResidual === undefined ? {} : { headResidual }) };
 }
 
 /** The single trial of `--quick`. */
@@ -171,6 +199,12 @@ export interface WdcBenchmarkOptions {
    * weights, and a random BERT's [CLS] state is nearly the same for every title (see ruclip.ts).
    */
   namePooling?: NamePooling;
+  /**
+   * The label-free pretraining of the text towers on the training products' titles and descriptions
+   * (train/text_pretraining.ts) before any trial; fields override `WDC_TEXT_PRETRAINING`; null = none
+   * (the trials start from random towers).
+   */
+  pretraining?: Partial<TextPretrainingConfig> | null;
   /** A smoke run: one trial of one epoch (unless `epochs`/`trials` say otherwise). */
   quick?: boolean;
   /** The trials to run (default `WDC_DEFAULT_TRIALS`, or `WDC_QUICK_TRIALS` when quick). */
@@ -203,6 +237,10 @@ export interface WdcMetricRow {
   threshold: number;
   /** F1 on validation at that threshold. */
   validationF1: number;
+  /** Each left offer's pairs ranked by score (queries with a positive): MRR and mAP, and how many queries. */
+  mrr: number;
+  map: number;
+  queries: number;
 }
 
 /** What one trial did, on validation only. */
@@ -213,6 +251,8 @@ export interface WdcTrialResult {
   /** Validation F1 (F1-optimal threshold) of the best epoch: what chooses the trial. */
   validationF1: number;
   validationAuc: number;
+  /** With a head residual: the scale trained at and the one chosen on validation (`validationF1` is at it). */
+  residualScale?: { trained: number; chosen: number };
   seconds: number;
   history: Pick<EpochRecord, "epoch" | "trainLoss" | "valLoss" | "f1" | "auc" | "learningRate" | "seconds">[];
 }
@@ -235,6 +275,15 @@ export interface WdcBenchmarkResult {
     maxTokens: number;
     namePooling: NamePooling;
   };
+  /** The label-free text pretraining every trial started from; null when turned off. */
+  pretraining: {
+    config: TextPretrainingConfig;
+    products: number;
+    history: { epoch: number; loss: number; seconds: number }[];
+    alignmentBefore: number;
+    alignmentAfter: number;
+    dir: string;
+  } | null;
   trials: WdcTrialResult[];
   /** The trial reported (the best validation F1). */
   chosenTrial: string;
@@ -254,8 +303,14 @@ const LEXICAL_METHODS: { method: string; fields: string[] }[] = [
   { method: "TF-IDF cosine (title)", fields: ["name"] },
   { method: "TF-IDF cosine (title + description)", fields: ["name", "description"] },
 ];
-const UNTRAINED_EUCLIDEAN = "Untrained towers, Euclidean (all tower features)";
-const UNTRAINED_COSINE = "Untrained towers, cosine (name tower features)";
+const UNTRAINED_METHODS = {
+  euclidean: "Untrained towers, Euclidean (all tower features)",
+  cosine: "Untrained towers, cosine (name tower features)",
+};
+const PRETRAINED_METHODS = {
+  euclidean: "Label-free pretrained towers, Euclidean (all tower features)",
+  cosine: "Label-free pretrained towers, cosine (name tower features)",
+};
 
 function noop(_line: string): void {}
 
@@ -286,6 +341,7 @@ function reportRow(
   split: string,
   report: PairReport,
   validationF1: number,
+  ranking: RankingSummary,
 ): WdcMetricRow {
   return {
     method,
@@ -300,7 +356,15 @@ function reportRow(
     averagePrecision: report.averagePrecision,
     threshold: report.threshold.score,
     validationF1,
+    mrr: ranking.mrr,
+    map: ranking.map,
+    queries: ranking.queriesEvaluated,
   };
+}
+
+/** A pair set's pairs ranked per left offer (the import's query of a pair is its left product). */
+function setRanking(set: PairIndexSet, scores: ArrayLike<number>): RankingSummary {
+  return queryPairRanking({ queries: set.left, left: set.left, right: set.right, scores, labels: set.labels }).summary;
 }
 
 /** Threshold F1-optimal on validation scores, applied unchanged to each test split's scores. */
@@ -308,11 +372,18 @@ function thresholdRows(
   method: string,
   kind: WdcMetricRow["kind"],
   validation: { labels: ArrayLike<number>; scores: ArrayLike<number> },
-  tests: { split: string; labels: ArrayLike<number>; scores: ArrayLike<number> }[],
+  tests: { split: string; set: PairIndexSet; scores: ArrayLike<number> }[],
 ): WdcMetricRow[] {
   const chosen = chooseThreshold(validation.labels, validation.scores, { kind: "f1" });
   return tests.map((t) =>
-    reportRow(method, kind, t.split, applyThreshold(chosen, t.labels, t.scores), chosen.validation.f1)
+    reportRow(
+      method,
+      kind,
+      t.split,
+      applyThreshold(chosen, t.set.labels, t.scores),
+      chosen.validation.f1,
+      setRanking(t.set, t.scores),
+    )
   );
 }
 
@@ -375,8 +446,11 @@ export async function runWdcBenchmark(options: WdcBenchmarkOptions = {}): Promis
 
   // 2. The model inputs: every product's title and description through the tokenizer learnt on training texts.
   const namePooling = options.namePooling ?? "mean";
-  const newModel = () => setupModel({ preset: "tiny", tokenizer: layout.tokenizerDir, seed, namePooling });
-  const first = await newModel();
+  const pretraining = options.pretraining === null ? null : { ...WDC_TEXT_PRETRAINING, ...options.pretraining, seed };
+  const pretrainedDir = join(layout.tablesDir, "text_tower_pretrained");
+  const setup = (textWeights?: string, headResidual?: number) =>
+    setupModel({ preset: "tiny", tokenizer: layout.tokenizerDir, seed, namePooling, textWeights, headResidual });
+  const first = await setup();
   let model: SiameseRuCLIP | null = first.model;
   const tokenizer = first.tokenizer;
   const modelInfo = {
@@ -388,6 +462,7 @@ export async function runWdcBenchmark(options: WdcBenchmarkOptions = {}): Promis
     maxTokens: first.config.maxTokens,
     namePooling,
   };
+  let pretrainingResult: WdcBenchmarkResult["pretraining"] = null;
   try {
     const records = productRecords(dataset, root);
     const inputs = await stage("inputs", () =>
@@ -404,14 +479,50 @@ export async function runWdcBenchmark(options: WdcBenchmarkOptions = {}): Promis
       const n = options.maxTrainPairs;
       train = { left: train.left.slice(0, n), right: train.right.slice(0, n), labels: train.labels.slice(0, n) };
     }
+    // The random initialisation's features (a baseline), then, unless turned off, the label-free pretraining
+    // of the text towers on the training products' own titles and descriptions: every trial starts from it.
+    const random = await stage(
+      "random features",
+      () => cachedTowerFeatures(model!, inputs, { cacheDir, progress: false }),
+    );
+    let newModel = (headResidual?: number) => setup(undefined, headResidual);
+    if (pretraining) {
+      const rows = [...new Set([...train.left, ...train.right])].sort((a, b) => a - b).filter((row) =>
+        records[row].name.trim() !== "" && records[row].description.trim() !== ""
+      );
+      const done = await stage("text pretraining", () =>
+        pretrainTextTowers({
+          model: model!,
+          inputs,
+          rows,
+          config: pretraining,
+          outDir: pretrainedDir,
+          source: `${dataset}: the training split's products with a title and a description`,
+          progress: false,
+          log,
+        }));
+      pretrainingResult = {
+        config: done.config,
+        products: done.products,
+        history: done.history,
+        alignmentBefore: done.alignmentBefore,
+        alignmentAfter: done.alignmentAfter,
+        dir: shownPath(done.dir),
+      };
+      model.dispose();
+      newModel = (headResidual?: number) => setup(pretrainedDir, headResidual);
+      model = (await newModel()).model;
+    }
     const validation = readSet("val");
     const tests = WDC_TEST_SPLITS.map(({ split }) => ({ split, set: readSet(split) }));
 
-    // 4a. The untrained model: tower features of the initialisation every trial starts from.
-    const untrained = await stage(
-      "untrained features",
-      () => cachedTowerFeatures(model!, inputs, { cacheDir, progress: false }),
-    );
+    // 4a. The untrained model: tower features of the starting point every trial trains from.
+    const untrained = pretraining
+      ? await stage(
+        "starting features",
+        () => cachedTowerFeatures(model!, inputs, { cacheDir, progress: false }),
+      )
+      : random;
     // Columns: [image (D), name (projectionDim), description (hidden)].
     const F = model.featureDim, D = model.imageDim;
     const untrainedRows = (
@@ -422,17 +533,15 @@ export async function runWdcBenchmark(options: WdcBenchmarkOptions = {}): Promis
         method,
         "baseline",
         { labels: validation.labels, scores: score(validation) },
-        tests.map((t) => ({ split: t.split, labels: t.set.labels, scores: score(t.set) })),
+        tests.map((t) => ({ split: t.split, set: t.set, scores: score(t.set) })),
       );
+    const nameCosine = (features: Float32Array) => (set: PairIndexSet) =>
+      rowPairCosines(features, F, D, D + first.config.projectionDim, set.left, set.right);
+    const start = pretraining ? PRETRAINED_METHODS : UNTRAINED_METHODS;
     const baselineRows: WdcMetricRow[] = [
-      ...untrainedRows(
-        UNTRAINED_EUCLIDEAN,
-        (set) => negate(rowPairDistances(untrained.features, F, set.left, set.right)),
-      ),
-      ...untrainedRows(
-        UNTRAINED_COSINE,
-        (set) => rowPairCosines(untrained.features, F, D, D + first.config.projectionDim, set.left, set.right),
-      ),
+      ...untrainedRows(start.euclidean, (set) => negate(rowPairDistances(untrained.features, F, set.left, set.right))),
+      ...untrainedRows(start.cosine, nameCosine(untrained.features)),
+      ...(pretraining ? untrainedRows(UNTRAINED_METHODS.cosine, nameCosine(random.features)) : []),
     ];
 
     // 4b. The lexical baselines.
@@ -448,7 +557,9 @@ export async function runWdcBenchmark(options: WdcBenchmarkOptions = {}): Promis
           rule: { kind: "f1" },
         });
         for (const t of result.tests) {
-          baselineRows.push(reportRow(method, "baseline", t.split, t.report, result.chosen.validation.f1));
+          baselineRows.push(
+            reportRow(method, "baseline", t.split, t.report, result.chosen.validation.f1, t.ranking),
+          );
         }
       }
     });
@@ -466,7 +577,11 @@ export async function runWdcBenchmark(options: WdcBenchmarkOptions = {}): Promis
         seed,
       };
       if (config.mode === "full") throw new Error(`trial ${trial.name}: WDC has no images; use mode text or head`);
-      if (!model) model = (await newModel()).model;
+      if (model && model.headResidual !== (trial.headResidual ?? null)) {
+        model.dispose();
+        model = null;
+      }
+      if (!model) model = (await newModel(trial.headResidual)).model;
       const features = await cachedTowerFeatures(model, inputs, { cacheDir, progress: false });
       if (features.key !== untrained.key) {
         throw new Error(`trial ${trial.name}: the initialisation differs from the untrained baseline's`);
@@ -497,12 +612,32 @@ export async function runWdcBenchmark(options: WdcBenchmarkOptions = {}): Promis
       });
       await Deno.remove(tmpDir, { recursive: true }).catch(() => {});
       const best = result.history.find((r) => r.epoch === result.bestEpoch)!;
+      let validationF1 = best.f1;
+      let residualScale: WdcTrialResult["residualScale"];
+      if (trial.headResidual !== undefined) {
+        // The residual's scale on validation (each left offer's pairs ranked, as the test rows are).
+        model.loadStateDict((await loadCheckpoint(result.bestDir)).stateDict, { strict: true });
+        const scoring = trainingStrategy(config.mode).scoringInputs(model, features.features);
+        const choice = await chooseCheckpointResidualScale({
+          model,
+          inputs,
+          validation,
+          queryCandidates: validation,
+          scoring,
+          checkpointDir: result.bestDir,
+        });
+        const scored = await scorePairs(model, inputs, validation, scoring);
+        validationF1 = chooseThreshold(scored.labels, scored.scores, { kind: "f1" }).validation.f1;
+        residualScale = { trained: choice!.trainedScale, chosen: choice!.scale };
+        log(`  residual scale ${choice!.scale} chosen on validation (trained at ${choice!.trainedScale})`);
+      }
       trialResults.push({
         name: trial.name,
         config,
         bestEpoch: result.bestEpoch,
-        validationF1: best.f1,
+        validationF1,
         validationAuc: best.auc,
+        ...(residualScale ? { residualScale } : {}),
         seconds: (performance.now() - t0) / 1000,
         history: result.history.map(({ epoch, trainLoss, valLoss, f1, auc, learningRate, seconds }) => ({
           epoch,
@@ -525,12 +660,13 @@ export async function runWdcBenchmark(options: WdcBenchmarkOptions = {}): Promis
     const chosen = trialResults.reduce((a, b) => (b.validationF1 > a.validationF1 ? b : a));
     log(`chosen on validation: ${chosen.name} (epoch ${chosen.bestEpoch}, val F1 ${chosen.validationF1.toFixed(4)})`);
     const trainedRows = await stage("test scoring", async () => {
-      model = (await newModel()).model;
+      model = (await newModel(chosen.residualScale?.trained)).model;
       model.loadStateDict((await loadCheckpoint(chosen.bestDir)).stateDict, { strict: true });
+      if (chosen.residualScale) model.setHeadResidual(chosen.residualScale.chosen);
       const scoring = trainingStrategy(chosen.config.mode).scoringInputs(model, untrained.features);
       const score = async (set: PairIndexSet) => (await scorePairs(model!, inputs, set, scoring)).scores;
       const testScores = [];
-      for (const t of tests) testScores.push({ split: t.split, labels: t.set.labels, scores: await score(t.set) });
+      for (const t of tests) testScores.push({ split: t.split, set: t.set, scores: await score(t.set) });
       return thresholdRows(
         TRAINED_METHOD,
         "trained",
@@ -544,16 +680,38 @@ export async function runWdcBenchmark(options: WdcBenchmarkOptions = {}): Promis
       `(${tokenizer.vocabSize} tokens); IDF of the TF-IDF baselines fitted on training products only.`,
       "Every threshold is the F1-optimal one on the validation split, applied unchanged to the test splits; " +
       "the trial and its epoch are chosen by validation F1 only.",
-      `Model: the tiny preset (random initialisation, ${modelInfo.textParameters} text-tower parameters, ` +
+      `Model: the tiny preset (${
+        pretraining ? "text towers pretrained without labels, see below" : "random initialisation"
+      }, ${modelInfo.textParameters} text-tower parameters, ` +
       `${modelInfo.maxTokens} tokens per title and per description); no images, so every product gets the ` +
       "placeholder image and the image tower is frozen.",
-      "Untrained baselines: the same initialisation before training; Euclidean distance over all tower " +
+      `Starting-point baselines: the towers every trial starts from (${
+        pretraining ? "label-free pretrained" : "random"
+      }), before any labelled training; Euclidean distance over all tower ` +
       "features (the placeholder image's columns are equal for every product and cancel; the description " +
-      "columns, mean-pooled, have by far the largest spread and dominate it) and cosine similarity over the name " +
+      "columns, mean-pooled, have the largest spread and dominate it) and cosine similarity over the name " +
       `tower's features (the projected ${
         namePooling === "mean" ? "mean of the title's tokens" : "[CLS] of the title"
       }).`,
     ];
+    if (pretrainingResult) {
+      const p = pretrainingResult;
+      notes.push(
+        `Label-free pretraining before every trial: name-description InfoNCE (in-batch negatives, temperature ` +
+          `${p.config.temperature}) on the titles and descriptions of the ${p.products} training products that have ` +
+          `both, ${p.config.epochs} epochs, batch ${p.config.batchSize}, lr ${p.config.learningRate}; one BERT for ` +
+          `both views, loaded into both text towers. Name -> own description top-1 among ` +
+          `${Math.min(p.products, 1000)}: ${fixed(p.alignmentBefore)} before, ${fixed(p.alignmentAfter)} after. ` +
+          `"Untrained towers" rows are the random initialisation it started from.`,
+      );
+    }
+    notes.push(
+      "Ranking: a test set's pairs grouped by their left offer and ranked by score; MRR and mAP over the left " +
+        "offers with a matching pair (WDC Products: 500 per test set, each with one match among 9 offers, so the " +
+        "two are equal).",
+      "No zero-shot text encoder baseline: the only pretrained text encoders here (the demo's towers and sentence " +
+        "model) are Russian marketplace models with their own vocabularies, and nothing can be downloaded.",
+    );
     if (quick) notes.push("Quick smoke run: not a benchmark result.");
     if (options.maxTrainPairs !== undefined) notes.push(`Training pairs capped at ${options.maxTrainPairs}.`);
     return {
@@ -565,6 +723,7 @@ export async function runWdcBenchmark(options: WdcBenchmarkOptions = {}): Promis
       splits: splitInfo,
       tokenizer: { path: shownPath(layout.tokenizerDir), vocabSize: tokenizer.vocabSize, learntFrom: "train" },
       model: modelInfo,
+      pretraining: pretrainingResult,
       trials: trialResults.map(({ bestDir: _bestDir, ...t }) => t),
       chosenTrial: chosen.name,
       rows: [...trainedRows, ...baselineRows],
@@ -609,15 +768,23 @@ export function renderWdcMarkdown(result: WdcBenchmarkResult): string {
         `published: ${anchor.source} |`,
     );
   }
+  lines.push("", "## Pair AP and ranking (AP / MRR / mAP; each left offer's pairs ranked by score)", "");
+  lines.push(`| method | ${splits.join(" | ")} |`, `|---|${splits.map(() => "---:").join("|")}|`);
+  for (const method of methods) {
+    const three = (r: WdcMetricRow | undefined) =>
+      r ? `${fixed(r.averagePrecision)} / ${fixed(r.mrr)} / ${fixed(r.map)}` : "—";
+    lines.push(`| ${method} | ${splits.map((s) => three(cell(method, s))).join(" | ")} |`);
+  }
   lines.push("", "## Every metric", "");
   lines.push(
-    "| method | test set | pairs | positives | precision | recall | F1 | ROC AUC | AP | val F1 |",
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| method | test set | pairs | positives | precision | recall | F1 | ROC AUC | AP | MRR | mAP | val F1 |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   );
   for (const r of result.rows) {
     lines.push(
       `| ${r.method} | ${r.split} | ${r.pairs} | ${r.positives} | ${fixed(r.precision)} | ${fixed(r.recall)} | ` +
-        `${fixed(r.f1)} | ${fixed(r.rocAuc)} | ${fixed(r.averagePrecision)} | ${fixed(r.validationF1)} |`,
+        `${fixed(r.f1)} | ${fixed(r.rocAuc)} | ${fixed(r.averagePrecision)} | ${fixed(r.mrr)} | ${fixed(r.map)} | ` +
+        `${fixed(r.validationF1)} |`,
     );
   }
   lines.push("", "## Trials (validation only; the best validation F1 is reported above)", "");
@@ -628,7 +795,9 @@ export function renderWdcMarkdown(result: WdcBenchmarkResult): string {
   for (const t of result.trials) {
     const c = t.config;
     lines.push(
-      `| ${t.name}${t.name === result.chosenTrial ? " (chosen)" : ""} | ${c.mode} | ${c.loss} | ${c.learningRate} | ` +
+      `| ${t.name}${t.name === result.chosenTrial ? " (chosen)" : ""}${
+        t.residualScale ? ` (residual ${t.residualScale.trained} -> ${t.residualScale.chosen})` : ""
+      } | ${c.mode} | ${c.loss} | ${c.learningRate} | ` +
         `${c.margin} | ${c.batchSize} | ${c.epochs} | ${t.bestEpoch} | ${fixed(t.validationF1)} | ` +
         `${fixed(t.validationAuc)} | ${t.seconds.toFixed(0)} |`,
     );

@@ -12,6 +12,7 @@ import { readPairSet } from "./inputs.ts";
 import { fitTfidf, lexicalPairScores, type TfidfModel } from "./lexical.ts";
 import { applyThreshold, chooseThreshold, type ChosenThreshold, type PairReport } from "./pair_metrics.ts";
 import { dataDir } from "../paths.ts";
+import { queryPairRanking, type RankingSummary } from "./ranking.ts";
 
 /** How the threshold is chosen on validation (`chooseThreshold`'s rule: `{ kind: "f1" }` or `{ kind: "fpr", target }`). */
 export type LexicalThresholdRule = Parameters<typeof chooseThreshold>[2];
@@ -35,7 +36,8 @@ export interface LexicalBaselineResult {
   model: TfidfModel;
   fields: string[];
   chosen: ChosenThreshold;
-  tests: { split: string; pairs: number; positives: number; report: PairReport }[];
+  /** Each test split's pair report at the validation threshold, and its pairs ranked per query (`query_sku`). */
+  tests: { split: string; pairs: number; positives: number; report: PairReport; ranking: RankingSummary }[];
 }
 
 /** Each product's text: the chosen columns of the products table, non-empty ones joined with " ". */
@@ -86,6 +88,13 @@ export function lexicalBaseline(options: LexicalBaselineOptions): LexicalBaselin
       pairs: set.labels.length,
       positives: set.labels.reduce((n, l) => n + l, 0),
       report: applyThreshold(chosen, set.labels, scores),
+      ranking: queryPairRanking({
+        queries: set.querySkus,
+        left: set.skuLeft,
+        right: set.skuRight,
+        scores,
+        labels: set.labels,
+      }).summary,
     };
   });
   return { model, fields, chosen, tests };

@@ -353,3 +353,26 @@ export function rankingMetrics(
     queriesWithoutPositives: perQuery.filter((row) => row.positives === 0).map((row) => row.query as CandidateId),
   };
 }
+
+/**
+ * Ranking metrics of scored pairs grouped by their query (e.g. a pair benchmark's left offers, or the
+ * suite's rendered pairs with their `query_sku`): each pair's candidate is its side that is not the query.
+ */
+export function queryPairRanking(
+  pairs: {
+    queries: ArrayLike<CandidateId>;
+    left: ArrayLike<CandidateId>;
+    right: ArrayLike<CandidateId>;
+    scores: ArrayLike<number>;
+    labels: ArrayLike<number>;
+  },
+  options: RankingOptions = {},
+): RankingResult {
+  const rows: RankingRow[] = Array.from({ length: pairs.labels.length }, (_, i) => ({
+    query: pairs.queries[i],
+    candidate: pairs.left[i] === pairs.queries[i] ? pairs.right[i] : pairs.left[i],
+    score: pairs.scores[i],
+    label: pairs.labels[i],
+  }));
+  return rankingMetrics(rows, options);
+}

@@ -149,6 +149,11 @@ export async function setupModel(
     /** An HF BertModel folder or file for the description tower (the reference starts it from rubert-tiny). */
     descriptionWeights?: string;
     /**
+     * An HF BertModel folder or file for both text towers (as the demo's pretrained tower is loaded), e.g.
+     * one `pretrainTextTowers` wrote; `descriptionWeights` then still replaces the description tower.
+     */
+    textWeights?: string;
+    /**
      * The raw-distance residual's scale (SiameseRuCLIPConfig `headResidual`) for a model built from the
      * preset; null = none. A checkpoint's own config.json decides for the weights it holds.
      */
@@ -181,6 +186,10 @@ export async function setupModel(
       `text towers from ${
         shownPath(DEMO_TEXT_TOWER)
       } (name-description pretraining on another marketplace), head random`;
+  }
+  if (options.textWeights) {
+    for (const tower of ["name", "description"] as const) await loadBertTower(model, tower, options.textWeights);
+    summary += `; text towers from ${shownPath(options.textWeights)}`;
   }
   if (options.descriptionWeights) {
     await loadBertTower(model, "description", options.descriptionWeights);

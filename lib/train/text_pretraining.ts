@@ -1,0 +1,265 @@
+/**
+ * Label-free pretraining of the text towers on a dataset's own texts, for towers that start from random
+ * weights (an imported dataset with its learnt WordPiece vocabulary, where nothing can be downloaded).
+ *
+ * A product's name and its own description are two views of the same item: InfoNCE with in-batch
+ * negatives, both directions (CLIP's objective; the demo's towers were pretrained the same way by
+ * scripts/fixtures/pretrain_demo_text_tower.py, in PyTorch, on another marketplace). One BERT, the
+ * description tower's, encodes both views (attention-masked mean, L2-normalised); dropout is the noise.
+ * Its weights are then written as an HF BertModel folder (config.json + model.safetensors) that
+ * `setupModel({ textWeights })` loads into both text towers, as the demo's pretrained tower is.
+ *
+ * Only the rows given are read, and only their texts: a benchmark passes its training split's products
+ * with a description (no label, no validation or test text).
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { tf } from "../tf.ts";
+import { SeededRandom } from "../data/random.ts";
+import { writeFileAtomic, writeJsonAtomic } from "../fs.ts";
+import { maskedMeanPool } from "../model/bert.ts";
+import { seedDropout } from "../model/layers.ts";
+import { writeSafetensors } from "../model/safetensors.ts";
+import type { SiameseRuCLIP } from "../model/siamese.ts";
+import type { StateDict } from "../model/state_dict.ts";
+import { Progress } from "../notebook/progress.ts";
+import { AdamW, clipGradientsByGlobalNorm } from "./adamw.ts";
+import { disposeProductBatch, type ProductInputs } from "./product_inputs.ts";
+
+/** The pretraining's knobs. */
+export interface TextPretrainingConfig {
+  epochs: number;
+  /** Products per step: each is the others' negative. */
+  batchSize: number;
+  learningRate: number;
+  weightDecay: number;
+  /** InfoNCE temperature on the cosine similarities. */
+  temperature: number;
+  /** Seed of the product order and the dropout masks. */
+  seed: number;
+}
+
+/** As the demo's tower was pretrained (batch 256, temperature 0.05, lr 1e-3), for a few thousand products. */
+export const TEXT_PRETRAINING_DEFAULTS: TextPretrainingConfig = {
+  epochs: 10,
+  batchSize: 128,
+  learningRate: 1e-3,
+  weightDecay: 0.01,
+  temperature: 0.05,
+  seed: 0,
+};
+
+/** What `pretrainTextTowers` did. */
+export interface TextPretrainingResult {
+  config: TextPretrainingConfig;
+  /** Products whose texts were read. */
+  products: number;
+  /** Mean InfoNCE per epoch (both directions averaged), and seconds. */
+  history: { epoch: number; loss: number; seconds: number }[];
+  /** Top-1 accuracy of finding a product's own description from its name among the first (up to) 1000 rows. */
+  alignmentBefore: number;
+  alignmentAfter: number;
+  /** The HF BertModel folder written. */
+  dir: string;
+}
+
+/** Options of `pretrainTextTowers`. */
+export interface TextPretrainingOptions {
+  /** Its description tower is trained (and only that); the caller disposes it. */
+  model: SiameseRuCLIP;
+  inputs: ProductInputs;
+  /** Rows of `inputs` to read (products with a name and a description). */
+  rows: readonly number[];
+  config?: Partial<TextPretrainingConfig>;
+  /** Where the HF BertModel folder goes (written atomically file by file; config.json last). */
+  outDir: string;
+  /** Recorded in config.json's `pretraining`. */
+  source?: string;
+  progress?: boolean;
+  log?: (line: string) => void;
+}
+
+const PREFIX = "description_transformer.";
+
+/** L2-normalised masked mean of the description BERT over token ids. */
+function encode(model: SiameseRuCLIP, ids: tf.Tensor2D, mask: tf.Tensor2D, training: boolean): tf.Tensor2D {
+  return tf.tidy(() => {
+    const pooled = maskedMeanPool(model.descriptionTransformer.apply(ids, mask, training), mask);
+    return tf.div(pooled, tf.maximum(tf.norm(pooled, "euclidean", 1, true), 1e-12)) as tf.Tensor2D;
+  });
+}
+
+/** Symmetric InfoNCE of matching rows of a and b (each [n, d], normalised). */
+export function symmetricInfoNce(a: tf.Tensor2D, b: tf.Tensor2D, temperature: number): tf.Scalar {
+  return tf.tidy(() => {
+    // Cross-entropy as logsumexp - the matching logit (tf.losses.softmaxCrossEntropy's custom gradient
+    // leaks a tensor per call on the cpu backend).
+    const logits = tf.div(tf.matMul(a, b, false, true), temperature) as tf.Tensor2D;
+    const matching = tf.sum(tf.mul(logits, tf.eye(a.shape[0])), 1);
+    const forward = tf.mean(tf.sub(tf.logSumExp(logits, 1), matching));
+    const backward = tf.mean(tf.sub(tf.logSumExp(logits, 0), matching));
+    return tf.mul(tf.add(forward, backward), 0.5) as tf.Scalar;
+  });
+}
+
+/** Top-1 accuracy of name -> own description among the given rows (no dropout). */
+async function alignment(model: SiameseRuCLIP, inputs: ProductInputs, rows: readonly number[]): Promise<number> {
+  const batch = inputs.textBatch(rows);
+  try {
+    const hits = tf.tidy(() => {
+      const a = encode(model, batch.nameIds, batch.nameMask, false);
+      const b = encode(model, batch.descIds, batch.descMask, false);
+      const best = tf.argMax(tf.matMul(a, b, false, true), 1);
+      return tf.sum(tf.cast(tf.equal(best, tf.range(0, rows.length, 1, "int32")), "int32"));
+    });
+    const value = (await hits.data())[0];
+    hits.dispose();
+    return value / rows.length;
+  } finally {
+    disposeProductBatch(batch);
+  }
+}
+
+function checkConfig(config: TextPretrainingConfig): void {
+  const positiveInteger = (value: number) => Number.isInteger(value) && value > 0;
+  const bad = (field: keyof TextPretrainingConfig, rule: string) =>
+    new Error(`TextPretrainingConfig.${field} = ${JSON.stringify(config[field])}; expected ${rule}`);
+  if (!positiveInteger(config.epochs)) throw bad("epochs", "an integer >= 1");
+  if (!(Number.isInteger(config.batchSize) && config.batchSize >= 2)) throw bad("batchSize", "an integer >= 2");
+  if (!(config.learningRate > 0)) throw bad("learningRate", "a number > 0");
+  if (!(config.weightDecay >= 0)) throw bad("weightDecay", "a number >= 0");
+  if (!(config.temperature > 0)) throw bad("temperature", "a number > 0");
+  if (!(Number.isInteger(config.seed) && config.seed >= 0)) throw bad("seed", "an integer >= 0");
+}
+
+/** The description BERT's weights under HF BertModel names, and its HF config. */
+async function huggingFaceBert(model: SiameseRuCLIP): Promise<{ stateDict: StateDict; config: object }> {
+  const all = await model.stateDict();
+  const stateDict: StateDict = new Map();
+  for (const [name, tensor] of all) {
+    if (name.startsWith(PREFIX)) stateDict.set(name.slice(PREFIX.length), tensor);
+  }
+  const c = model.config.descriptionBert;
+  return {
+    stateDict,
+    config: {
+      architectures: ["BertModel"],
+      model_type: "bert",
+      vocab_size: c.vocabSize,
+      hidden_size: c.hiddenSize,
+      num_hidden_layers: c.numLayers,
+      num_attention_heads: c.numHeads,
+      intermediate_size: c.intermediateSize,
+      hidden_act: "gelu",
+      max_position_embeddings: c.maxPositions,
+      type_vocab_size: c.typeVocabSize,
+      layer_norm_eps: c.layerNormEps,
+      hidden_dropout_prob: c.hiddenDropout,
+      attention_probs_dropout_prob: c.attentionDropout,
+      pad_token_id: 0,
+    },
+  };
+}
+
+/** Pretrains the description tower (see the module comment) and writes it as an HF BertModel folder. */
+export async function pretrainTextTowers(options: TextPretrainingOptions): Promise<TextPretrainingResult> {
+  const config: TextPretrainingConfig = { ...TEXT_PRETRAINING_DEFAULTS, ...options.config };
+  checkConfig(config);
+  const { model, inputs } = options;
+  const rows = [...options.rows];
+  if (rows.length < 2) throw new Error(`text pretraining needs at least 2 products with texts, got ${rows.length}`);
+  for (const row of rows) {
+    if (!(Number.isInteger(row) && row >= 0 && row < inputs.size)) {
+      throw new Error(`text pretraining: row ${row} is not one of the ${inputs.size} prepared products`);
+    }
+  }
+  const log = options.log ?? (() => {});
+  const variables = model.parameters().variables((e) => e.usedInForward && e.name.startsWith(PREFIX));
+  const optimizer = new AdamW({ learningRate: config.learningRate, weightDecay: config.weightDecay });
+  const probe = rows.slice(0, 1000);
+  const alignmentBefore = await alignment(model, inputs, probe);
+  log(
+    `text pretraining on ${rows.length} products: name -> own description top-1 of ${probe.length}, before ` +
+      `${alignmentBefore.toFixed(3)}`,
+  );
+  const history: TextPretrainingResult["history"] = [];
+  const random = new SeededRandom(config.seed);
+  let step = 0;
+  let bar: Progress | undefined;
+  try {
+    for (let epoch = 1; epoch <= config.epochs; epoch++) {
+      const started = performance.now();
+      const order = random.shuffle(rows);
+      // Full batches only (a last batch of a few products has too few negatives), as the PyTorch script.
+      const steps = Math.max(1, Math.floor(order.length / config.batchSize));
+      bar = new Progress({
+        total: steps,
+        label: `text pretraining ${epoch}/${config.epochs}`,
+        unit: "steps",
+        silent: options.progress === false,
+      });
+      let sum = 0;
+      for (let s = 0; s < steps; s++) {
+        const batchRows = order.slice(s * config.batchSize, (s + 1) * config.batchSize);
+        const batch = inputs.textBatch(batchRows);
+        seedDropout(config.seed * 1_000_003 + (++step) * 1_009);
+        let value: tf.Scalar;
+        let grads: tf.NamedTensorMap;
+        try {
+          ({ value, grads } = tf.variableGrads(() =>
+            symmetricInfoNce(
+              encode(model, batch.nameIds, batch.nameMask, true),
+              encode(model, batch.descIds, batch.descMask, true),
+              config.temperature,
+            ), variables));
+        } finally {
+          seedDropout(null);
+          disposeProductBatch(batch);
+        }
+        const loss = (await value.data())[0];
+        value.dispose();
+        if (!Number.isFinite(loss)) {
+          Object.values(grads).forEach((g) => g.dispose());
+          throw new Error(`text pretraining diverged: loss ${loss} at epoch ${epoch}, step ${s + 1}`);
+        }
+        const clipped = (await clipGradientsByGlobalNorm(grads, 1)).gradients;
+        optimizer.applyGradients(variables, clipped);
+        Object.values(clipped).forEach((g) => g.dispose());
+        sum += loss;
+        await bar.tick(1, { loss: sum / (s + 1) });
+      }
+      await bar.done();
+      const record = { epoch, loss: sum / steps, seconds: (performance.now() - started) / 1000 };
+      history.push(record);
+      log(`  pretraining epoch ${epoch}: InfoNCE ${record.loss.toFixed(4)}, ${record.seconds.toFixed(1)} s`);
+    }
+  } catch (error) {
+    await bar?.stop(error);
+    throw error;
+  } finally {
+    optimizer.dispose();
+  }
+  const alignmentAfter = await alignment(model, inputs, probe);
+  log(`  name -> own description top-1 of ${probe.length}, after ${alignmentAfter.toFixed(3)}`);
+
+  const { stateDict, config: hfConfig } = await huggingFaceBert(model);
+  await Deno.mkdir(options.outDir, { recursive: true });
+  await writeFileAtomic(join(options.outDir, "model.safetensors"), writeSafetensors(stateDict, { format: "pt" }));
+  const pretraining = {
+    method: "name-description InfoNCE (mean pooling, in-batch negatives, both directions), dropout as noise",
+    ...config,
+    products: rows.length,
+    source: options.source ?? "",
+    name_to_description_top1: { before: alignmentBefore, after: alignmentAfter, among: probe.length },
+  };
+  await writeJsonAtomic(join(options.outDir, "config.json"), { ...hfConfig, pretraining });
+  return {
+    config,
+    products: rows.length,
+    history,
+    alignmentBefore,
+    alignmentAfter,
+    dir: options.outDir,
+  };
+}

@@ -1,0 +1,98 @@
+import { describe, it } from "node:test";
+import { expect } from "expect";
+import { join } from "node:path";
+import { tf } from "../lib/tf.ts";
+import { selectBackend } from "../lib/backend.ts";
+import { ProductInputs, type ProductRecord } from "../lib/train/product_inputs.ts";
+import { setupModel } from "../lib/train/session.ts";
+import { pretrainTextTowers, symmetricInfoNce } from "../lib/train/text_pretraining.ts";
+import { readSafetensorsFile } from "../lib/model/safetensors.ts";
+
+await selectBackend("cpu", { quiet: true });
+const dir = await Deno.makeTempDir({ prefix: "text-pretraining-test-" });
+
+// Sixteen products: a name and its own description share their distinctive words.
+const words = ["карта", "глобус", "атлас", "пазл", "плакат", "книга", "компас", "линейка"];
+const colours = ["красный", "синий"];
+const products: ProductRecord[] = words.flatMap((word, i) =>
+  colours.map((colour, j) => ({
+    sku: `p${i}-${j}`,
+    name: `${word} ${colour}`,
+    description: `это ${word}, цвет ${colour}, подарок`,
+    imagePath: join(dir, "missing.png"),
+  }))
+);
+
+describe("label-free text pretraining (name-description InfoNCE)", () => {
+  it("symmetric InfoNCE equals the cross-entropy worked by hand", async () => {
+    const a = tf.tensor2d([[1, 0], [0, 1]]);
+    const b = tf.tensor2d([[0.6, 0.8], [0, 1]]);
+    const loss = symmetricInfoNce(a, b, 0.5);
+    // logits = a b^T / 0.5 = [[1.2, 0], [1.6, 2]]; rows: a -> b, columns: b -> a.
+    const ce = (row: number[], target: number) => -row[target] + Math.log(row.reduce((s, x) => s + Math.exp(x), 0));
+    const forward = (ce([1.2, 0], 0) + ce([1.6, 2], 1)) / 2;
+    const backward = (ce([1.2, 1.6], 0) + ce([0, 2], 1)) / 2;
+    expect((await loss.data())[0]).toBeCloseTo((forward + backward) / 2, 5);
+    tf.dispose([a, b, loss]);
+  });
+
+  it("aligns names with their own descriptions, writes an HF BertModel both towers load, and leaks nothing", async () => {
+    const { model, tokenizer } = await setupModel({ preset: "tiny", seed: 1 });
+    const inputs = await ProductInputs.build(products, { tokenizer, imageSize: 32, maxTokens: 16, progress: false });
+    const before = tf.memory().numTensors;
+    const outDir = join(dir, "tower");
+    const lines: string[] = [];
+    const result = await pretrainTextTowers({
+      model,
+      inputs,
+      rows: products.map((_, i) => i),
+      config: { epochs: 12, batchSize: 8, learningRate: 3e-3, seed: 2 },
+      outDir,
+      progress: false,
+      log: (line) => lines.push(line),
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(result.history).toHaveLength(12);
+    expect(result.history[11].loss).toBeLessThan(result.history[0].loss);
+    expect(result.alignmentAfter).toBeGreaterThan(result.alignmentBefore);
+    expect(lines.join("\n")).toMatch(/before .*\n[\s\S]*after /);
+
+    // The folder: HF names (no tower prefix), the config's sizes, and the pretraining recorded.
+    const written = (await readSafetensorsFile(join(outDir, "model.safetensors"))).tensors;
+    expect(written.has("embeddings.word_embeddings.weight")).toBe(true);
+    expect([...written.keys()].some((name) => name.startsWith("description_transformer."))).toBe(false);
+    const config = JSON.parse(await Deno.readTextFile(join(outDir, "config.json")));
+    expect(config.hidden_size).toBe(model.config.descriptionBert.hiddenSize);
+    expect(config.pretraining.products).toBe(16);
+    expect(config.pretraining.name_to_description_top1.after).toBe(result.alignmentAfter);
+
+    // Both text towers of a new model start from it; its description tower equals the pretrained one.
+    const trained = await model.stateDict();
+    const loaded = await setupModel({ preset: "tiny", seed: 7, textWeights: outDir });
+    const sd = await loaded.model.stateDict();
+    const name = "encoder.layer.0.attention.self.query.weight";
+    expect(Array.from(sd.get(`description_transformer.${name}`)!.data)).toEqual(
+      Array.from(trained.get(`description_transformer.${name}`)!.data),
+    );
+    expect(Array.from(sd.get(`ruclip.transformer.${name}`)!.data)).toEqual(
+      Array.from(trained.get(`description_transformer.${name}`)!.data),
+    );
+    expect(loaded.summary).toContain("text towers from");
+    loaded.model.dispose();
+    model.dispose();
+  });
+
+  it("refuses bad settings and rows, naming them", async () => {
+    const { model, tokenizer } = await setupModel({ preset: "tiny", seed: 1 });
+    const inputs = await ProductInputs.build(products, { tokenizer, imageSize: 32, maxTokens: 16, progress: false });
+    const run = (config: object, rows = [0, 1, 2]) =>
+      pretrainTextTowers({ model, inputs, rows, config, outDir: join(dir, "bad"), progress: false });
+    await expect(run({ temperature: 0 })).rejects.toThrow(
+      /TextPretrainingConfig.temperature = 0; expected a number > 0/,
+    );
+    await expect(run({ batchSize: 1 })).rejects.toThrow(/batchSize = 1/);
+    await expect(run({}, [0])).rejects.toThrow(/at least 2 products/);
+    await expect(run({}, [0, 99])).rejects.toThrow(/row 99 is not one of the 16 prepared products/);
+    model.dispose();
+  });
+});
