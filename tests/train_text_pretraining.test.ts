@@ -78,6 +78,9 @@ describe("label-free text pretraining (name-description InfoNCE)", () => {
       Array.from(trained.get(`description_transformer.${name}`)!.data),
     );
     expect(loaded.summary).toContain("text towers from");
+    await expect(setupModel({ preset: "tiny", weights: outDir, textWeights: outDir })).rejects.toThrow(
+      /give one of the two/,
+    );
     loaded.model.dispose();
     model.dispose();
   });

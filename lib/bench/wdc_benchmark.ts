@@ -3,16 +3,19 @@
  *
  * 1. imports the benchmark into the suite's layout (`wdcImportOptions` + `importPairs`), or reuses a
  *    complete import (its manifest exists and it has the WordPiece tokenizer learnt from the training split);
- * 2. trains SiameseRuCLIP (the `tiny` preset sized to that tokenizer, random initialisation) on the
- *    TRAINING pairs only, once per trial configuration (mode, loss, learning rate, margin, batch size,
- *    epochs); each trial keeps its best epoch by validation F1, and the trial with the best validation F1
- *    is the model reported: nothing but the validation split chooses;
+ * 2. pretrains the text towers (the `tiny` preset sized to that tokenizer, from random weights) without
+ *    labels on the training products' own titles and descriptions (train/text_pretraining.ts; `pretraining:
+ *    null` skips it), then trains SiameseRuCLIP from there on the TRAINING pairs only, once per trial
+ *    configuration (mode, loss, learning rate, margin, batch size, epochs, head residual); each trial keeps
+ *    its best epoch by validation F1 (a residual's scale is then chosen on validation), and the trial with
+ *    the best validation F1 is the model reported: nothing but the validation split chooses;
  * 3. scores the three test sets (`test` = 000un, entities seen in training; `test_half_unseen` = 050un;
  *    `test_unseen` = 100un) at the threshold chosen F1-optimal on validation, unchanged on test;
  * 4. computes the baselines the same way: TF-IDF cosine on the title and on title + description
- *    (`lexicalBaseline`, IDF fitted on training products), and the untrained model's tower features (the
- *    same initialisation before training) compared by Euclidean distance (all tower features, the
- *    constant placeholder-image columns cancel) and by cosine similarity (the text columns only);
+ *    (`lexicalBaseline`, IDF fitted on training products), and the tower features every trial starts from
+ *    (the pretrained towers, before any labelled training) compared by Euclidean distance (all tower
+ *    features, the constant placeholder-image columns cancel) and by cosine similarity (the name tower's
+ *    columns), and the random towers' name cosine; every method also ranks each left offer's pairs (MRR, mAP);
  * 5. lists the published anchors of the benchmark folder's README beside them.
  *
  * Products have no images: every product gets the placeholder image, so the image tower is frozen

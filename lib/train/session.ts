@@ -165,6 +165,12 @@ export async function setupModel(
   if (!(options.preset in DEFAULT_TOKENIZERS)) {
     throw new Error(`unknown model preset "${options.preset}"; use demo, real or tiny`);
   }
+  if (options.weights && options.textWeights) {
+    throw new Error(
+      `setupModel: weights (${options.weights}) already hold the text towers; textWeights ` +
+        `(${options.textWeights}) would replace them; give one of the two`,
+    );
+  }
   const tokenizer = await loadTokenizer(options.tokenizer || DEFAULT_TOKENIZERS[options.preset]);
   const preset = await presetConfig(options.preset, tokenizer);
   const config = {
