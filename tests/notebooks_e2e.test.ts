@@ -191,6 +191,8 @@ describe("notebook suite, end to end", () => {
         RUN: "imported",
         MODE: "text",
         EPOCHS: "1",
+        PRETRAIN_EPOCHS: "2",
+        START_TEXT_WEIGHTS: join(data, "train_results", "imported", "text_tower_pretrained"),
         PRESET: "tiny",
         TOKENIZER: join(data, "tables_pairs_fixture", "tokenizer"),
       },
@@ -203,6 +205,12 @@ describe("notebook suite, end to end", () => {
     const importedRendered = importedMetrics.notebooks["contrastive_test_embs_from-pairwise-rendered"];
     expect(importedRendered.dataset).toBe("pairs_fixture");
     expect(importedRendered.headline.SiameseRuCLIP.test_roc_auc).toBeGreaterThanOrEqual(0);
+    // The label-free pretraining ran on the training split and the raw tower features started from it.
+    const pretrained = JSON.parse(
+      await Deno.readTextFile(join(data, "train_results", "imported", "text_tower_pretrained", "config.json")),
+    );
+    expect(pretrained.pretraining.epochs).toBe(2);
+    expect(pretrained.pretraining.products).toBeGreaterThan(1);
   });
 });
 

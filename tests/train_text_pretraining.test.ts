@@ -5,7 +5,13 @@ import { tf } from "../lib/tf.ts";
 import { selectBackend } from "../lib/backend.ts";
 import { ProductInputs, type ProductRecord } from "../lib/train/product_inputs.ts";
 import { setupModel } from "../lib/train/session.ts";
-import { pretrainTextTowers, symmetricInfoNce } from "../lib/train/text_pretraining.ts";
+import {
+  pretrainModelTextTowers,
+  pretrainTextTowers,
+  symmetricInfoNce,
+  textPretrainingMessage,
+  textPretrainingRows,
+} from "../lib/train/text_pretraining.ts";
 import { readSafetensorsFile } from "../lib/model/safetensors.ts";
 
 await selectBackend("cpu", { quiet: true });
@@ -82,6 +88,40 @@ describe("label-free text pretraining (name-description InfoNCE)", () => {
       /give one of the two/,
     );
     loaded.model.dispose();
+    model.dispose();
+  });
+
+  it("the notebook's step: training products with both texts, both towers loaded, and what it says", async () => {
+    const records = [...products, {
+      sku: "bare",
+      name: "карта",
+      description: " ",
+      imagePath: join(dir, "missing.png"),
+    }];
+    const { model, tokenizer } = await setupModel({ preset: "tiny", seed: 1 });
+    const inputs = await ProductInputs.build(records, { tokenizer, imageSize: 32, maxTokens: 16, progress: false });
+    const pairs = [
+      { skuLeft: "p1-0", skuRight: "p1-1" },
+      { skuLeft: "p0-0", skuRight: "bare" },
+      { skuLeft: "p0-0", skuRight: "p3-1" },
+    ];
+    const rows = textPretrainingRows(inputs, records, pairs);
+    expect(rows).toEqual([0, 2, 3, 7]); // p0-0, p1-0, p1-1, p3-1; "bare" has no description
+    const result = await pretrainModelTextTowers({
+      model,
+      inputs,
+      rows,
+      config: { epochs: 1, batchSize: 4 },
+      outDir: join(dir, "notebook-step"),
+      progress: false,
+    });
+    const sd = await model.stateDict();
+    const name = "encoder.layer.1.output.dense.weight";
+    expect(Array.from(sd.get(`ruclip.transformer.${name}`)!.data)).toEqual(
+      Array.from(sd.get(`description_transformer.${name}`)!.data),
+    );
+    expect(textPretrainingMessage(result)).toContain("START_TEXT_WEIGHTS");
+    expect(textPretrainingMessage(null)).toContain("PRETRAIN_EPOCHS");
     model.dispose();
   });
 

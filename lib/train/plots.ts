@@ -2,6 +2,7 @@
 import type { Figure } from "../notebook/display.ts";
 import type { EpochRecord } from "./trainer.ts";
 import type { ResidualScaleChoice } from "./residual_scale.ts";
+import type { TextPretrainingResult } from "./text_pretraining.ts";
 
 /** Training curve: train/val loss (left axis), F1 and ROC AUC (right axis) per epoch. */
 export function trainingCurveFigure(history: readonly EpochRecord[], title = "Training curve"): Figure {
@@ -70,6 +71,25 @@ export function residualScaleFigure(choice: ResidualScaleChoice, title = "Head r
       xaxis: { title: { text: "residual scale s: embedding [head(x), s·x]" }, type: "log" },
       yaxis: { title: { text: "validation metric" } },
       legend: { orientation: "h", y: -0.25 },
+    },
+  };
+}
+
+/** The label-free text pretraining's InfoNCE per epoch (`pretrainTextTowers`). */
+export function textPretrainingFigure(result: TextPretrainingResult, title = "Label-free text pretraining"): Figure {
+  return {
+    data: [{
+      type: "scatter",
+      mode: "lines+markers",
+      name: "InfoNCE",
+      x: result.history.map((r) => r.epoch),
+      y: result.history.map((r) => r.loss),
+    }],
+    layout: {
+      title: { text: `${title} (${result.products} products)` },
+      height: 320,
+      xaxis: { title: { text: "epoch" }, dtick: 1 },
+      yaxis: { title: { text: "name-description InfoNCE" } },
     },
   };
 }

@@ -25,7 +25,9 @@ import type { SiameseRuCLIP } from "../model/siamese.ts";
 import type { StateDict } from "../model/state_dict.ts";
 import { Progress } from "../notebook/progress.ts";
 import { AdamW, clipGradientsByGlobalNorm } from "./adamw.ts";
-import { disposeProductBatch, type ProductInputs } from "./product_inputs.ts";
+import { loadTowerWeights } from "../model/load.ts";
+import { shownPath } from "../paths.ts";
+import { disposeProductBatch, type ProductInputs, type ProductRecord } from "./product_inputs.ts";
 
 /** The pretraining's knobs. */
 export interface TextPretrainingConfig {
@@ -262,4 +264,44 @@ export async function pretrainTextTowers(options: TextPretrainingOptions): Promi
     alignmentAfter,
     dir: options.outDir,
   };
+}
+
+/**
+ * The rows to pretrain on: the products of the given (training) pairs that have both a name and a
+ * description, each once, in row order.
+ */
+export function textPretrainingRows(
+  inputs: ProductInputs,
+  records: readonly ProductRecord[],
+  pairs: readonly { skuLeft: string; skuRight: string }[],
+): number[] {
+  const bySku = new Map(records.map((r) => [String(r.sku), r]));
+  const skus = new Set(pairs.flatMap((p) => [p.skuLeft, p.skuRight]));
+  return [...skus].filter((sku) => {
+    const record = bySku.get(sku);
+    return record !== undefined && record.name.trim() !== "" && record.description.trim() !== "" && inputs.has(sku);
+  }).map((sku) => inputs.indexOf(sku)).sort((a, b) => a - b);
+}
+
+/**
+ * The training notebook's step: pretrains the model's description tower (`pretrainTextTowers`) and loads
+ * the result into its name tower too, so both text towers start from it, as `setupModel({ textWeights })`
+ * would.
+ */
+export async function pretrainModelTextTowers(options: TextPretrainingOptions): Promise<TextPretrainingResult> {
+  const result = await pretrainTextTowers(options);
+  const report = await loadTowerWeights(options.model, "name", result.dir, { strict: true });
+  if (report.missing.length || report.mismatched.length) {
+    throw new Error(`${result.dir} does not fit the name tower:\n${report.summary}`);
+  }
+  return result;
+}
+
+/** What the training notebook says after its text-pretraining step (its result, or that there was none). */
+export function textPretrainingMessage(result: TextPretrainingResult | null): string {
+  if (!result) return "No label-free text pretraining (`PRETRAIN_EPOCHS` 0).";
+  return `Text towers pretrained without labels on ${result.products} training products (name -> own description ` +
+    `top-1 ${result.alignmentBefore.toFixed(3)} before, ${result.alignmentAfter.toFixed(3)} after); both towers ` +
+    `start from it. Written to \`${shownPath(result.dir)}\`: give it to the embedding notebook as ` +
+    "`START_TEXT_WEIGHTS`, so its raw tower features are this starting point.";
 }
