@@ -20,6 +20,7 @@ import {
 } from "../lib/bench/split_seeds.ts";
 import { datasetLayout } from "../lib/data/layout.ts";
 import { parseSplitRatios } from "../lib/data/split.ts";
+import { PAIR_RENDERING_DEFAULTS } from "../lib/notebook/suite_params.ts";
 import { exists } from "../lib/fs.ts";
 import { dataDir, shippedDir, shownPath } from "../lib/paths.ts";
 import { DEMO_SENTENCE_MODEL } from "../lib/text/sbert.ts";
@@ -58,7 +59,12 @@ await selectBackend();
 const result = await runSeedStudy({
   dataset: values.dataset!,
   seeds,
-  split: { ratios: parseSplitRatios("0.6,0.2,0.2"), posNegRatio: 3, hardSoftRatio: 0.5, maxPositivePairsPerQuery: 0 },
+  split: {
+    ratios: parseSplitRatios(PAIR_RENDERING_DEFAULTS.splitRatios),
+    posNegRatio: PAIR_RENDERING_DEFAULTS.posNegRatio,
+    hardSoftRatio: PAIR_RENDERING_DEFAULTS.hardSoftRatio,
+    maxPositivePairsPerQuery: PAIR_RENDERING_DEFAULTS.maxPositivePairsPerQuery,
+  },
   preset: "demo",
   modelSeed: SUITE_TRAINING_DEFAULTS.seed,
   variants,

@@ -32,8 +32,19 @@ export function runName(defaultValue = "demo"): TextSpec {
   });
 }
 
+/**
+ * How the suite splits by query and renders each split's pairs when nothing is set: what the pairwise and
+ * training notebooks offer (`splitRatios`, `pairRendering`) and `deno task seeds` uses.
+ */
+export const PAIR_RENDERING_DEFAULTS = {
+  splitRatios: "0.6,0.2,0.2",
+  posNegRatio: 3,
+  hardSoftRatio: 0.5,
+  maxPositivePairsPerQuery: 0,
+} as const;
+
 /** `SPLIT_RATIOS`: train/validation/test shares, e.g. "0.6,0.2,0.2". */
-export function splitRatios(defaultValue = "0.6,0.2,0.2"): TextSpec {
+export function splitRatios(defaultValue: string = PAIR_RENDERING_DEFAULTS.splitRatios): TextSpec {
   return text(defaultValue, "train,val,test shares of the query groups", {
     check: (value) => {
       try {
@@ -46,6 +57,13 @@ export function splitRatios(defaultValue = "0.6,0.2,0.2"): TextSpec {
     allowed: "3 non-negative numbers, e.g. 0.6,0.2,0.2",
   });
 }
+
+/** `POS_NEG_RATIO`, `HARD_SOFT_RATIO`, `MAX_POSITIVE_PAIRS_PER_QUERY`: how each split's pairs are rendered. */
+export const pairRendering = {
+  POS_NEG_RATIO: number(PAIR_RENDERING_DEFAULTS.posNegRatio, { min: 0, exclusive: true }, "negatives per positive"),
+  HARD_SOFT_RATIO: number(PAIR_RENDERING_DEFAULTS.hardSoftRatio, { min: 0, max: 1 }, "share of hard negatives"),
+  MAX_POSITIVE_PAIRS_PER_QUERY: integer(PAIR_RENDERING_DEFAULTS.maxPositivePairsPerQuery, { min: 0 }, "0 = no cap"),
+};
 
 /** `SEED`: a non-negative integer seed. */
 export const seed = (defaultValue = 42) => integer(defaultValue, { min: 0 }, "random seed");
