@@ -19,7 +19,7 @@ import { join } from "node:path";
 import type { SiameseRuCLIP } from "../model/siamese.ts";
 import { shownPath } from "../paths.ts";
 import { averagePrecision, scoresFromDistances } from "../eval/pair_metrics.ts";
-import { rankingMetrics, type RankingRow } from "../eval/ranking.ts";
+import { queryPairRanking } from "../eval/ranking.ts";
 import { updateCheckpointConfig } from "../model/checkpoint.ts";
 import { computeEmbeddings } from "./embed.ts";
 import type { ProductInputs } from "./product_inputs.ts";
@@ -137,14 +137,13 @@ export async function chooseResidualScale(options: ResidualScaleOptions): Promis
   const table: ResidualScaleRow[] = scales.map((scale) => {
     const ap = averagePrecision(validation.labels, scoresAt(pairParts, scale));
     if (!ranking || !rankingParts) return { scale, ap, mrr: null, map: null, score: ap };
-    const scores = scoresAt(rankingParts, scale);
-    const rankingRows: RankingRow[] = Array.from(ranking.labels, (label, i) => ({
-      query: ranking.left[i],
-      candidate: ranking.right[i],
-      score: scores[i],
-      label,
-    }));
-    const { summary } = rankingMetrics(rankingRows);
+    const { summary } = queryPairRanking({
+      queries: ranking.left,
+      left: ranking.left,
+      right: ranking.right,
+      scores: scoresAt(rankingParts, scale),
+      labels: ranking.labels,
+    });
     return { scale, ap, mrr: summary.mrr, map: summary.map, score: (ap + summary.mrr + summary.map) / 3 };
   });
   let best = table.find((row) => row.scale === trainedScale)!;
