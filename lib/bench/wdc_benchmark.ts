@@ -50,6 +50,7 @@ import {
   pretrainTextTowers,
   type TextPretrainingConfig,
   type TextPretrainingResult,
+  textPretrainingRows,
 } from "../train/text_pretraining.ts";
 import { chooseCheckpointResidualScale } from "../train/residual_scale.ts";
 import { type EpochRecord, type PairIndexSet, pairIndexSet, trainSiamese } from "../train/trainer.ts";
@@ -471,11 +472,8 @@ export async function runWdcBenchmark(options: WdcBenchmarkOptions = {}): Promis
       }));
     const cacheDir = options.cacheDir ?? join(root, "feature_cache");
     const readSet = (split: string): PairIndexSet => pairIndexSet(inputs, readSplitPairs(dataset, split, root));
-    let train = readSet("train");
-    if (options.maxTrainPairs !== undefined && options.maxTrainPairs < train.labels.length) {
-      const n = options.maxTrainPairs;
-      train = { left: train.left.slice(0, n), right: train.right.slice(0, n), labels: train.labels.slice(0, n) };
-    }
+    const trainPairs = readSplitPairs(dataset, "train", root).slice(0, options.maxTrainPairs);
+    const train = pairIndexSet(inputs, trainPairs);
     // The random initialisation's features (a baseline), then, unless turned off, the label-free pretraining
     // of the text towers on the training products' own titles and descriptions: every trial starts from it.
     const random = await stage(
@@ -484,14 +482,11 @@ export async function runWdcBenchmark(options: WdcBenchmarkOptions = {}): Promis
     );
     let newModel = (headResidual?: number) => setup(undefined, headResidual);
     if (pretraining) {
-      const rows = [...new Set([...train.left, ...train.right])].sort((a, b) => a - b).filter((row) =>
-        records[row].name.trim() !== "" && records[row].description.trim() !== ""
-      );
       const done = await stage("text pretraining", () =>
         pretrainTextTowers({
           model: model!,
           inputs,
-          rows,
+          rows: textPretrainingRows(inputs, records, trainPairs),
           config: pretraining,
           outDir: pretrainedDir,
           source: `${dataset}: the training split's products with a title and a description`,
