@@ -85,7 +85,8 @@ export function findIcdFiles(env: (name: string) => string | undefined = (n) => 
   return [...new Set([...named, ...ICD_FOLDERS.flatMap(listJson)])];
 }
 
-function findLoader(): string | null {
+/** The Vulkan loader `libvulkan.so.1` (LD_LIBRARY_PATH first, then the system folders), or null. */
+export function findLoader(): string | null {
   const folders = [...(Deno.env.get("LD_LIBRARY_PATH") ?? "").split(":").filter(Boolean), ...LOADER_FOLDERS];
   for (const folder of folders) {
     const path = join(folder, "libvulkan.so.1");
