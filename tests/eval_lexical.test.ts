@@ -6,7 +6,14 @@
 import { describe, it } from "node:test";
 import { expect } from "expect";
 import { join } from "node:path";
-import { fitTfidf, lexicalPairScores, tfidfCosine, tfidfTokens, tfidfVector } from "../lib/eval/lexical.ts";
+import {
+  charWbNgrams,
+  fitTfidf,
+  lexicalPairScores,
+  tfidfCosine,
+  tfidfTokens,
+  tfidfVector,
+} from "../lib/eval/lexical.ts";
 import { lexicalBaseline } from "../lib/eval/lexical_baseline.ts";
 import { importPairs } from "../lib/data/import_pairs.ts";
 import { chooseThreshold } from "../lib/eval/pair_metrics.ts";
@@ -19,6 +26,7 @@ interface Reference {
   idf: string[];
   train_rows: Record<string, string>[];
   cosine: string[];
+  char_wb: { vocabulary: Record<string, number>; idf: string[]; cosine: string[] };
 }
 
 const reference: Reference = JSON.parse(
@@ -44,6 +52,16 @@ describe("TF-IDF as scikit-learn's TfidfVectorizer()", () => {
     const cosine = tfidfCosine(model, reference.left, reference.right);
     reference.cosine.forEach((v, i) => expect(Math.abs(cosine[i] - Number(v))).toBeLessThan(1e-9));
     expect(cosine[4]).toBe(0); // no training term on the left
+  });
+
+  it('has scikit-learn\'s char_wb (3, 5) vocabulary, IDF and pair cosines (analyzer="char_wb")', () => {
+    const model = fitTfidf(reference.train, { analyzer: "char_wb", ngramRange: [3, 5] });
+    expect(Object.fromEntries(model.vocabulary)).toEqual(reference.char_wb.vocabulary);
+    reference.char_wb.idf.forEach((v, j) => expect(Math.abs(model.idf[j] - Number(v))).toBeLessThan(1e-12));
+    const cosine = tfidfCosine(model, reference.left, reference.right);
+    reference.char_wb.cosine.forEach((v, i) => expect(Math.abs(cosine[i] - Number(v))).toBeLessThan(1e-9));
+    expect(charWbNgrams("ab Xyz", [3, 4])).toEqual([" ab", "ab ", " ab ", " xy", "xyz", "yz ", " xyz", "xyz "]);
+    expect(() => fitTfidf(["a"], { analyzer: "bigram" as "word" })).toThrow(/analyzer must be "word" or "char_wb"/);
   });
 
   it("tokenises like (?u)\\b\\w\\w+\\b on lower-cased text", () => {

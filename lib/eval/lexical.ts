@@ -7,7 +7,9 @@
  *   character is a Unicode letter, digit/number or "_", as Python's `re` has it);
  * - term frequency: raw counts (`sublinear_tf=False`); vocabulary: every training term (no pruning);
  * - IDF: `ln((1 + n) / (1 + df)) + 1` (`smooth_idf=True`); terms unseen in training are ignored;
- * - each vector L2-normalised; the score is the cosine (the dot product; 0 when a side has no known term).
+ * - each vector L2-normalised; the score is the cosine (the dot product; 0 when a side has no known term);
+ * - or, with `analyzer: "char_wb"`, character n-grams inside word boundaries (default lengths 3-5), as
+ *   `TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5))` (the same fixture's "char_wb" part).
  *
  * Scores follow lib/eval/pair_metrics.ts' convention (higher = more likely the same product), so
  * `chooseThreshold` on validation scores and `applyThreshold` on test scores take them as they are.
@@ -18,10 +20,21 @@
 /** Word characters as Python's `re` defines `\w` for str patterns: letters, numbers, underscore. */
 const TOKEN = /[\p{L}\p{N}_]{2,}/gu;
 
+/**
+ * How texts become terms: `"word"` (scikit-learn's default token pattern) or `"char_wb"` (character
+ * n-grams inside word boundaries: each whitespace-separated word padded with one space on each side,
+ * as scikit-learn's `analyzer="char_wb"`).
+ */
+export type TfidfAnalyzer = "word" | "char_wb";
+
 /** Options of `fitTfidf`. */
 export interface TfidfOptions {
   /** Lower-case before tokenising (default true, as scikit-learn). */
   lowercase?: boolean;
+  /** Default "word". */
+  analyzer?: TfidfAnalyzer;
+  /** n-gram lengths [min, max] of the char_wb analyzer (default [3, 5]); the word analyzer uses unigrams. */
+  ngramRange?: [number, number];
 }
 
 /** A fitted TF-IDF model: term -> column (terms in code-point order, as scikit-learn) and each column's IDF. */
@@ -29,6 +42,8 @@ export interface TfidfModel {
   vocabulary: Map<string, number>;
   idf: Float64Array;
   lowercase: boolean;
+  analyzer: TfidfAnalyzer;
+  ngramRange: [number, number];
   /** Number of training texts the IDF was fitted on. */
   documents: number;
 }
@@ -45,6 +60,36 @@ export function tfidfTokens(text: string, lowercase = true): string[] {
   return source.match(TOKEN) ?? [];
 }
 
+/** Character n-grams within word boundaries, as scikit-learn's `_char_wb_ngrams` (code points, not UTF-16 units). */
+export function charWbNgrams(text: string, ngramRange: [number, number] = [3, 5], lowercase = true): string[] {
+  const [minN, maxN] = ngramRange;
+  if (!(Number.isInteger(minN) && Number.isInteger(maxN) && minN >= 1 && maxN >= minN)) {
+    throw new Error(`char_wb ngramRange must be integers 1 <= min <= max, got [${minN}, ${maxN}]`);
+  }
+  const source = lowercase ? text.toLowerCase() : text;
+  const grams: string[] = [];
+  for (const word of source.split(/\s+/u)) {
+    if (word === "") continue;
+    const w = [..." " + word + " "];
+    for (let n = minN; n <= maxN; n++) {
+      let offset = 0;
+      grams.push(w.slice(0, n).join(""));
+      while (offset + n < w.length) {
+        offset++;
+        grams.push(w.slice(offset, offset + n).join(""));
+      }
+      if (offset === 0) break; // a word shorter than n counts once
+    }
+  }
+  return grams;
+}
+
+function modelTerms(model: Pick<TfidfModel, "analyzer" | "ngramRange" | "lowercase">, text: string): string[] {
+  return model.analyzer === "char_wb"
+    ? charWbNgrams(text, model.ngramRange, model.lowercase)
+    : tfidfTokens(text, model.lowercase);
+}
+
 function codePointCompare(a: string, b: string): number {
   const x = [...a], y = [...b];
   for (let i = 0; i < Math.min(x.length, y.length); i++) {
@@ -57,27 +102,35 @@ function codePointCompare(a: string, b: string): number {
 /** Fits the vocabulary and IDF on `trainingTexts` (the training split's texts only). */
 export function fitTfidf(trainingTexts: readonly string[], options: TfidfOptions = {}): TfidfModel {
   const lowercase = options.lowercase ?? true;
+  const analyzer = options.analyzer ?? "word";
+  if (analyzer !== "word" && analyzer !== "char_wb") {
+    throw new Error(`fitTfidf: analyzer must be "word" or "char_wb", got ${JSON.stringify(analyzer)}`);
+  }
+  const ngramRange: [number, number] = options.ngramRange ?? (analyzer === "char_wb" ? [3, 5] : [1, 1]);
+  const shape = { analyzer, ngramRange, lowercase };
   const df = new Map<string, number>();
   trainingTexts.forEach((text, i) => {
     if (typeof text !== "string") throw new Error(`fitTfidf: training text #${i} is ${typeof text}, not a string`);
-    for (const term of new Set(tfidfTokens(text, lowercase))) df.set(term, (df.get(term) ?? 0) + 1);
+    for (const term of new Set(modelTerms(shape, text))) df.set(term, (df.get(term) ?? 0) + 1);
   });
   if (df.size === 0) {
     throw new Error(
-      `fitTfidf: the ${trainingTexts.length} training texts hold no term of two or more word characters`,
+      `fitTfidf: the ${trainingTexts.length} training texts hold no ${
+        analyzer === "word" ? "term of two or more word characters" : "character"
+      }`,
     );
   }
   const terms = [...df.keys()].sort(codePointCompare);
   const n = trainingTexts.length;
   const idf = new Float64Array(terms.length);
   terms.forEach((term, j) => (idf[j] = Math.log((1 + n) / (1 + df.get(term)!)) + 1));
-  return { vocabulary: new Map(terms.map((t, j) => [t, j])), idf, lowercase, documents: n };
+  return { vocabulary: new Map(terms.map((t, j) => [t, j])), idf, ...shape, documents: n };
 }
 
 /** The L2-normalised TF-IDF vector of one text (terms outside the vocabulary ignored). */
 export function tfidfVector(model: TfidfModel, text: string): SparseVector {
   const counts = new Map<number, number>();
-  for (const term of tfidfTokens(text, model.lowercase)) {
+  for (const term of modelTerms(model, text)) {
     const j = model.vocabulary.get(term);
     if (j !== undefined) counts.set(j, (counts.get(j) ?? 0) + 1);
   }

@@ -9,7 +9,7 @@
 import { readProcessed } from "../data/make_dataset.ts";
 import { datasetLayout } from "../data/layout.ts";
 import { readPairSet } from "./inputs.ts";
-import { fitTfidf, lexicalPairScores, type TfidfModel } from "./lexical.ts";
+import { fitTfidf, lexicalPairScores, type TfidfModel, type TfidfOptions } from "./lexical.ts";
 import { applyThreshold, chooseThreshold, type ChosenThreshold, type PairReport } from "./pair_metrics.ts";
 import { dataDir } from "../paths.ts";
 import { queryPairRanking, type RankingSummary } from "./ranking.ts";
@@ -29,6 +29,8 @@ export interface LexicalBaselineOptions {
   testSplits?: string[];
   /** Default `{ kind: "f1" }` (F1-optimal on validation). */
   rule?: LexicalThresholdRule;
+  /** The vectorizer: word tokens (default) or `{ analyzer: "char_wb", ngramRange: [3, 5] }`. */
+  tfidf?: TfidfOptions;
 }
 
 /** The baseline's result: the threshold chosen on validation and the report of each test split. */
@@ -70,11 +72,14 @@ export function lexicalBaseline(options: LexicalBaselineOptions): LexicalBaselin
   const texts = productTexts(options.dataset, fields, root);
   const train = readPairSet(splitsDir, options.trainSplit ?? "train");
   const trainSkus = [...new Set([...train.skuLeft, ...train.skuRight])].sort();
-  const model = fitTfidf(trainSkus.map((sku) => {
-    const text = texts.get(sku);
-    if (text === undefined) throw new Error(`training product ${sku} is not in the products table`);
-    return text;
-  }));
+  const model = fitTfidf(
+    trainSkus.map((sku) => {
+      const text = texts.get(sku);
+      if (text === undefined) throw new Error(`training product ${sku} is not in the products table`);
+      return text;
+    }),
+    options.tfidf,
+  );
   const score = (split: string) => {
     const set = readPairSet(splitsDir, split);
     return { set, scores: lexicalPairScores(model, texts, set.skuLeft, set.skuRight, `${split} pairs`) };
