@@ -2,14 +2,16 @@
  * Imports a labelled product-pair dataset into the suite's own layout (see imported_dataset.ts), so the
  * training, embedding and testing notebooks can run on it with `DATASET=<name>`.
  *
- * Sources (pair_tables.ts reads JSON lines, CSV, either optionally gzipped, and parquet):
+ * Sources (pair_tables.ts reads JSON lines, CSV, either optionally gzipped, and parquet; the published
+ * shapes have their readers in formats/, each returning formats/shape.ts' ShapeContent):
+ * - "magellan": a Magellan/DeepMatcher folder (formats/magellan.ts); "ditto": Ditto's lines (formats/ditto.ts);
  * - "wide": one row per pair, `<field>_left` / `<field>_right` columns (suffixes configurable), a
  *   `label` (1 = same product, 0 = not), optionally `pair_id`, a split column and a hard-negative flag;
  * - "records": record tables (one, or a left and a right one) plus pair lists (`id_left`, `id_right`,
  *   `label`, ...).
  * A field mapping names the source columns of the product id, name/title, description, brand, price,
- * currency, image (a path relative to the table's folder, or a URL), cluster id and category; all but the
- * id may be absent. Missing-value markers ("None" as in WDC, "", "NaN", ...) become null.
+ * currency, image (a path relative to the table's folder, or a URL), cluster id and category, or is left out
+ * to map them by name; all may be absent (without an id, wide tables' records get ids from their values). Missing-value markers ("None" as in WDC, "", "NaN", ...) become null.
  *
  * Products table (`processed/<dataset>.parquet`, also `.csv`), one row per product that any kept pair uses:
  *   sku            the source id (with the side's prefix in records mode, when one is given)
@@ -23,6 +25,8 @@
  *   seller         synthesized: the side the product was first seen on ("left" or "right"); pair datasets
  *                  have no query seller, and the regex labeller that uses it is not run on them
  *   sales, balance, rating   synthesized as null (unknown): the economic filter counts them as missing
+ *   attributes     every other source attribute of the record, JSON {name: value} (null when none); never the
+ *                  columns that identify the entity (formats/field_names.ts)
  *   source         file:row (and side) of the record that was kept
  *
  * Splits: splits given by the source (a split per file, or a split column) are kept as given (names
@@ -60,7 +64,11 @@ import {
 } from "./imported_dataset.ts";
 import { dedupePairs, type ImportedPair, leakFreePairSplit } from "./pair_splits.ts";
 import { splitFiles } from "./pairs.ts";
-import { type PairTable, readPairTable, requireColumns } from "./pair_tables.ts";
+import { cleanCell, DEFAULT_MISSING_MARKERS, type PairTable, readPairTable, requireColumns } from "./pair_tables.ts";
+import { mapFieldsByName } from "./formats/field_names.ts";
+import { readDitto } from "./formats/ditto.ts";
+import { readMagellan } from "./formats/magellan.ts";
+import { type PairFormat, recordIdFromValues, type SkippedLine } from "./formats/shape.ts";
 import { writeCsv } from "./source_table.ts";
 import { SPLIT_NAMES } from "./split.ts";
 
@@ -78,8 +86,11 @@ export const PRODUCT_FIELDS = [
 /** One mappable product field. */
 export type ProductField = typeof PRODUCT_FIELDS[number];
 
-/** Source column names of the product fields (without `_left`/`_right` in wide tables); only `id` is required. */
-export type FieldMapping = { id: string } & Partial<Record<ProductField, string>>;
+/**
+ * Source column names of the product fields (without `_left`/`_right` in wide tables). Every field may be
+ * absent; without `id`, wide pair tables get ids derived from each side's values (record tables need one).
+ */
+export type FieldMapping = { id?: string } & Partial<Record<ProductField, string>>;
 
 /** Names of the pair columns. */
 export interface PairColumns {
@@ -108,6 +119,10 @@ export interface PairFile {
 /** Where the pairs come from. */
 export type PairSource =
   | { kind: "wide"; files: PairFile[] }
+  /** A Magellan/DeepMatcher folder: tableA.csv, tableB.csv, train/valid/test.csv (formats/magellan.ts). */
+  | { kind: "magellan"; dir: string }
+  /** Ditto's `COL a VAL v ... \t ... \t label` files, or folders of train/valid/test.txt (formats/ditto.ts). */
+  | { kind: "ditto"; files: PairFile[] }
   | {
     kind: "records";
     /** Record tables: `left` alone holds both sides' products, or `left` and `right` each hold one side's. */
@@ -121,7 +136,14 @@ export interface ImportPairsOptions {
   /** Data folder root (default `dataDir()`). */
   root?: string;
   source: PairSource;
-  fields: FieldMapping;
+  /**
+   * The source's columns of each product field; absent: mapped by name (formats/field_names.ts: title or
+   * name -> name, manufacturer or brand -> brand, ...). Unmapped attributes are kept as attributes, except
+   * those that identify the entity (cluster or group ids), which are never kept.
+   */
+  fields?: FieldMapping;
+  /** Skip malformed lines or rows (each reported as a "malformed-line" issue) instead of stopping (default false). */
+  skipMalformed?: boolean;
   columns?: PairColumns;
   /** Strings read as missing (default pair_tables.ts' `DEFAULT_MISSING_MARKERS`). */
   missingMarkers?: string[];
@@ -150,6 +172,8 @@ export interface RecordConflict {
 
 /** What `importPairs` did. */
 export interface ImportPairsResult {
+  /** The shape read. */
+  format: PairFormat;
   layout: ImportedLayout;
   manifest: ImportManifest;
   conflicts: RecordConflict[];
@@ -158,7 +182,10 @@ export interface ImportPairsResult {
   files: string[];
 }
 
-type Fields = Record<ProductField, string | null>;
+/** A record's values: the product fields, and its other attributes under `attribute:<name>` keys. */
+type Fields = Record<string, string | null>;
+
+const ATTRIBUTE = "attribute:";
 
 interface ProductEntry {
   sku: string;
@@ -169,7 +196,7 @@ interface ProductEntry {
   dir: string;
   rows: string[];
   /** Where each field's kept value came from. */
-  fieldSources: Partial<Record<ProductField, string>>;
+  fieldSources: Record<string, string>;
   /** field -> value -> the rows holding it, for fields whose records disagree. */
   conflict: Map<string, Map<string, string[]>> | null;
 }
@@ -224,7 +251,9 @@ class Catalog {
   add(sku: string, fields: Fields, side: "left" | "right", source: string, dir: string): void {
     const entry = this.entries.get(sku);
     if (!entry) {
-      const fieldSources = Object.fromEntries(PRODUCT_FIELDS.filter((f) => fields[f] !== null).map((f) => [f, source]));
+      const fieldSources = Object.fromEntries(
+        Object.keys(fields).filter((f) => fields[f] !== null).map((f) => [f, source]),
+      );
       this.entries.set(sku, {
         sku,
         fields: { ...fields },
@@ -238,8 +267,8 @@ class Catalog {
       return;
     }
     entry.rows.push(source);
-    for (const field of PRODUCT_FIELDS) {
-      const kept = entry.fields[field], value = fields[field];
+    for (const field of Object.keys(fields)) {
+      const kept = entry.fields[field] ?? null, value = fields[field];
       if (value === null) continue;
       if (kept === null) {
         entry.fields[field] = value;
@@ -277,16 +306,41 @@ class Catalog {
   }
 }
 
-function fieldsFrom(row: Record<string, string | null>, mapping: FieldMapping, suffix: string): Fields {
-  return Object.fromEntries(
-    PRODUCT_FIELDS.map((f) => [f, mapping[f] === undefined ? null : row[`${mapping[f]}${suffix}`] ?? null]),
-  ) as Fields;
+/** How a source's columns become a record: the field mapping, the attributes kept, the entity columns dropped. */
+interface RecordShape {
+  fields: FieldMapping;
+  attributes: string[];
+  entityColumns: string[];
+}
+
+/** The record shape of `columns`: the given mapping (or one by name), every other column an attribute. */
+function recordShape(columns: readonly string[], given: FieldMapping | undefined): RecordShape {
+  const byName = mapFieldsByName(columns, given ?? {});
+  const fields: FieldMapping = given ? { ...given } : { ...byName.fields, ...(byName.id ? { id: byName.id } : {}) };
+  const mapped = new Set(Object.values(fields));
+  const entityColumns = [...new Set([...byName.entityColumns, ...(fields.cluster ? [fields.cluster] : [])])];
+  return { fields, attributes: columns.filter((c) => !mapped.has(c) && !entityColumns.includes(c)), entityColumns };
+}
+
+function fieldsFrom(row: Record<string, string | null>, shape: RecordShape, suffix: string): Fields {
+  const fields: Fields = Object.fromEntries(
+    PRODUCT_FIELDS.map((f) => [f, shape.fields[f] === undefined ? null : row[`${shape.fields[f]}${suffix}`] ?? null]),
+  );
+  for (const a of shape.attributes) fields[ATTRIBUTE + a] = row[`${a}${suffix}`] ?? null;
+  return fields;
+}
+
+/** A record's values without its entity columns, from which an id is derived when the source has none. */
+function identityValues(row: Record<string, string | null>, shape: RecordShape, suffix: string) {
+  const columns = [...PRODUCT_FIELDS.flatMap((f) => f === "cluster" || !shape.fields[f] ? [] : [shape.fields[f]!])];
+  return Object.fromEntries([...columns, ...shape.attributes].map((c) => [c, row[`${c}${suffix}`] ?? null]));
 }
 
 function mappedColumns(mapping: FieldMapping, suffix: string): string[] {
-  return [mapping.id, ...PRODUCT_FIELDS.flatMap((f) => mapping[f] === undefined ? [] : [mapping[f]!])].map((c) =>
-    `${c}${suffix}`
-  );
+  return [
+    ...(mapping.id ? [mapping.id] : []),
+    ...PRODUCT_FIELDS.flatMap((f) => mapping[f] === undefined ? [] : [mapping[f]!]),
+  ].map((c) => `${c}${suffix}`);
 }
 
 /** "file.csv:12": the file's name and the 1-based data row (the manifest lists the full paths). */
@@ -306,7 +360,18 @@ function requireId(value: string | null, where: string, column: string): string 
   return value.trim();
 }
 
-async function readPairsAndRecords(options: ImportPairsOptions, catalog: Catalog): Promise<ImportedPair[]> {
+/** What reading a source gave: the pairs (records went into the catalog), and how the records were shaped. */
+interface ReadSource {
+  format: PairFormat;
+  pairs: ImportedPair[];
+  shape: RecordShape;
+  derivedIds: boolean;
+  skipped: SkippedLine[];
+}
+
+async function readPairsAndRecords(options: ImportPairsOptions, catalog: Catalog): Promise<ReadSource> {
+  const source = options.source;
+  if (source.kind === "magellan" || source.kind === "ditto") return await readShape(options, catalog);
   const c = options.columns ?? {};
   const label = c.label ?? "label";
   const pairIdColumn = c.pairId ?? "pair_id";
@@ -331,48 +396,72 @@ async function readPairsAndRecords(options: ImportPairsOptions, catalog: Catalog
     return { ...fields, where, pair };
   };
   const extra = [label, ...(c.split ? [c.split] : []), ...(c.hardNegative ? [c.hardNegative] : [])];
-  if (options.source.kind === "wide") {
+  const pairColumns = new Set([...extra, pairIdColumn]);
+  if (source.kind === "wide") {
     const left = c.leftSuffix ?? "_left", right = c.rightSuffix ?? "_right";
-    for (const file of options.source.files) {
+    let shape: RecordShape | null = null;
+    for (const file of source.files) {
       const table = await read(file.path);
+      const base = table.columns.filter((col) =>
+        col.endsWith(left) && table.columns.includes(
+          col.slice(0, -left.length) + right,
+        )
+      ).map((col) => col.slice(0, -left.length)).filter((col) => !pairColumns.has(col));
+      shape ??= recordShape(base, options.fields);
       requireColumns(
         table,
-        [...mappedColumns(options.fields, left), ...mappedColumns(options.fields, right)],
+        [...mappedColumns(shape.fields, left), ...mappedColumns(shape.fields, right)],
         "the pairs",
       );
       requireColumns(table, extra, "the pair labels");
       const dir = dirname(resolve(table.path));
+      const fileShape: RecordShape = { ...shape, attributes: shape.attributes.filter((a) => base.includes(a)) };
       table.rows.forEach((row, r) => {
         const p = pairFields(table, row, r, file);
-        const ids = [left, right].map((s) =>
-          requireId(row[`${options.fields.id}${s}`], p.where, `${options.fields.id}${s}`)
+        const ids = ([[left, "left"], [right, "right"]] as const).map(([suffix, side]) =>
+          fileShape.fields.id
+            ? requireId(row[`${fileShape.fields.id}${suffix}`], p.where, `${fileShape.fields.id}${suffix}`)
+            : recordIdFromValues(side, identityValues(row, fileShape, suffix))
         );
-        catalog.add(ids[0], fieldsFrom(row, options.fields, left), "left", `${p.source}:left`, dir);
-        catalog.add(ids[1], fieldsFrom(row, options.fields, right), "right", `${p.source}:right`, dir);
+        catalog.add(ids[0], fieldsFrom(row, fileShape, left), "left", `${p.source}:left`, dir);
+        catalog.add(ids[1], fieldsFrom(row, fileShape, right), "right", `${p.source}:right`, dir);
         pairs.push(p.pair(ids[0], ids[1]));
       });
     }
-    return pairs;
+    return { format: "pairs", pairs, shape: shape!, derivedIds: !shape!.fields.id, skipped: [] };
   }
-  const { records } = options.source;
+  const { records } = source;
   const known: Record<"left" | "right", Set<string>> = { left: new Set(), right: new Set() };
   const sides: ["left" | "right", string[], string][] = [["left", records.left, records.leftPrefix ?? ""]];
   if (records.right) sides.push(["right", records.right, records.rightPrefix ?? ""]);
+  let shape: RecordShape | null = null;
   for (const [side, paths, prefix] of sides) {
     for (const path of paths) {
       const table = await read(path);
-      requireColumns(table, mappedColumns(options.fields, ""), "the product records");
+      shape ??= recordShape(table.columns, options.fields);
+      const idColumn = shape.fields.id;
+      if (!idColumn) {
+        throw new Error(
+          `${table.path}: record tables need an id column to join the pair list on; none is mapped (FIELDS id=...)` +
+            ` or named like one among ${table.columns.map((col) => JSON.stringify(col)).join(", ")}`,
+        );
+      }
+      requireColumns(table, mappedColumns(shape.fields, ""), "the product records");
       const dir = dirname(resolve(table.path));
+      const tableShape: RecordShape = {
+        ...shape,
+        attributes: shape.attributes.filter((a) => table.columns.includes(a)),
+      };
       table.rows.forEach((row, r) => {
-        const id = prefix + requireId(row[options.fields.id], rowError(table, r), options.fields.id);
-        catalog.add(id, fieldsFrom(row, options.fields, ""), side, rowWhere(table, r), dir);
+        const id = prefix + requireId(row[idColumn], rowError(table, r), idColumn);
+        catalog.add(id, fieldsFrom(row, tableShape, ""), side, rowWhere(table, r), dir);
         known[side].add(id);
       });
     }
   }
   const idLeft = c.idLeft ?? "id_left", idRight = c.idRight ?? "id_right";
   const recordFiles = [...records.left, ...(records.right ?? [])].join(", ");
-  for (const file of options.source.pairs) {
+  for (const file of source.pairs) {
     const table = await read(file.path);
     requireColumns(table, [idLeft, idRight, ...extra], "the pair list");
     table.rows.forEach((row, r) => {
@@ -393,7 +482,40 @@ async function readPairsAndRecords(options: ImportPairsOptions, catalog: Catalog
       pairs.push(p.pair(ids[0], ids[1]));
     });
   }
-  return pairs;
+  return { format: "records", pairs, shape: shape!, derivedIds: false, skipped: [] };
+}
+
+/** A published shape (Magellan folder, Ditto lines) read by its reader in formats/, into the catalog. */
+async function readShape(options: ImportPairsOptions, catalog: Catalog): Promise<ReadSource> {
+  const source = options.source;
+  const content = source.kind === "magellan"
+    ? await readMagellan(source.dir, {
+      skipMalformed: options.skipMalformed,
+      missingMarkers: options.missingMarkers,
+      idColumn: options.fields?.id,
+    })
+    : source.kind === "ditto"
+    ? await readDitto(source.files, { skipMalformed: options.skipMalformed })
+    : null;
+  if (!content) throw new Error(`readShape: ${source.kind} is not a published shape`);
+  const { id: _id, ...given } = options.fields ?? {};
+  const shape = recordShape(content.attributes, options.fields ? given : undefined);
+  const markers = new Set(options.missingMarkers ?? DEFAULT_MISSING_MARKERS);
+  for (const record of content.records) {
+    const row = Object.fromEntries(Object.entries(record.values).map(([k, v]) => [k, cleanCell(v, markers)]));
+    catalog.add(record.id, fieldsFrom(row, shape, ""), record.side, record.source, record.dir);
+  }
+  const pairs = content.pairs.map((p): ImportedPair => ({
+    left: p.left,
+    right: p.right,
+    label: p.label,
+    hard: false,
+    split: normalizeSplitName(p.split, `${p.file} (${p.source})`),
+    source: p.source,
+    file: p.file,
+    pairId: `${p.left}#${p.right}`,
+  }));
+  return { format: content.format, pairs, shape, derivedIds: content.derivedIds, skipped: content.skipped };
 }
 
 function extensionOf(reference: string): string {
@@ -473,8 +595,16 @@ export const IMPORTED_PRODUCT_COLUMNS = [
   "sales",
   "balance",
   "rating",
+  "attributes",
   "source",
 ] as const;
+
+/** The record's other attributes as a JSON object (their own names, non-missing values), or null when none. */
+function attributesJson(fields: Fields): string | null {
+  const entries = Object.entries(fields).filter(([k, v]) => k.startsWith(ATTRIBUTE) && v !== null)
+    .map(([k, v]) => [k.slice(ATTRIBUTE.length), v]);
+  return entries.length === 0 ? null : JSON.stringify(Object.fromEntries(entries));
+}
 
 function productRows(products: ProductEntry[], images: Map<string, string>): Record<string, unknown>[] {
   return products.map((p) => ({
@@ -494,6 +624,7 @@ function productRows(products: ProductEntry[], images: Map<string, string>): Rec
     sales: null,
     balance: null,
     rating: null,
+    attributes: attributesJson(p.fields),
     source: p.source,
   }));
 }
@@ -565,8 +696,7 @@ function overlapsOf(splitNames: string[], bySplit: Map<string, ImportedPair[]>) 
 /** Imports a labelled pair dataset into `data/tables_<dataset>/` (see the module comment). */
 export async function importPairs(options: ImportPairsOptions): Promise<ImportPairsResult> {
   const layout = importedLayout(options.dataset, options.root ?? dataDir());
-  if (!options.fields?.id) throw new Error(`importPairs(${options.dataset}): the field mapping needs "id"`);
-  const unknown = Object.keys(options.fields).filter((k) =>
+  const unknown = Object.keys(options.fields ?? {}).filter((k) =>
     k !== "id" && !(PRODUCT_FIELDS as readonly string[]).includes(k)
   );
   if (unknown.length > 0) {
@@ -574,7 +704,18 @@ export async function importPairs(options: ImportPairsOptions): Promise<ImportPa
   }
   const catalog = new Catalog(options.onConflict ?? "report");
   const issues: ImportIssue[] = [];
-  const raw = await readPairsAndRecords(options, catalog);
+  const read = await readPairsAndRecords(options, catalog);
+  const raw = read.pairs;
+  for (const skipped of read.skipped) {
+    issues.push({
+      kind: "malformed-line",
+      id: "",
+      fields: "",
+      rows: [`${shownPath(skipped.file)}:${skipped.line}`],
+      values: [],
+      message: `${skipped.message}; skipped`,
+    });
+  }
   if (raw.length === 0) throw new Error(`importPairs(${options.dataset}): the source files hold no pair`);
   const withSplit = raw.filter((p) => p.split !== null);
   let splitMode: "given" | "leak-free";
@@ -697,7 +838,16 @@ export async function importPairs(options: ImportPairsOptions): Promise<ImportPa
     productsWithImage: images.size,
     overlaps: overlapsOf(splitNames, bySplit),
     issues: counts,
-    fields: Object.fromEntries(["id", ...PRODUCT_FIELDS].map((f) => [f, options.fields[f as "id"] ?? null])),
+    fields: Object.fromEntries(["id", ...PRODUCT_FIELDS].map((f) => [f, read.shape.fields[f as "id"] ?? null])),
+    format: read.format,
+    attributes: read.shape.attributes,
+    entityColumns: read.shape.entityColumns,
+    derivedIds: read.derivedIds,
+    recordsPerSide: {
+      left: products.filter((p) => p.side === "left").length,
+      right: products.filter((p) => p.side === "right").length,
+    },
+    skippedLines: read.skipped.length,
     sources: [...new Set(raw.map((p) => shownPath(p.file)))],
     tokenizer: tokenizer,
     recommendedMode: images.size === 0 ? "text" : "full",
@@ -705,7 +855,7 @@ export async function importPairs(options: ImportPairsOptions): Promise<ImportPa
   };
   await writeJsonAtomic(layout.manifest, manifest);
   files.push(layout.manifest);
-  return { layout, manifest, conflicts: catalog.conflicts(), issues, files };
+  return { format: read.format, layout, manifest, conflicts: catalog.conflicts(), issues, files };
 }
 
 /** The texts a tokenizer learns from: each selected product's name and description (non-empty ones). */

@@ -52,7 +52,8 @@ export interface ImportIssue {
     | "self-pair"
     | "cross-split-pair"
     | "bad-price"
-    | "image-failed";
+    | "image-failed"
+    | "malformed-line";
   /** The product id (or "left|right" for a pair). */
   id: string;
   /** The fields that differ (record conflicts), else "". */
@@ -89,6 +90,18 @@ export interface ImportManifest {
   issues: Record<string, number>;
   /** Source fields mapped to the products table's columns. */
   fields: Record<string, string | null>;
+  /** The shape read (absent in manifests written before the format readers). */
+  format?: "pairs" | "records" | "magellan" | "ditto";
+  /** Source attributes kept under their own names (the products table's `attributes` column, JSON). */
+  attributes?: string[];
+  /** Columns that identify the entity (cluster or group ids): dropped, never text or a feature. */
+  entityColumns?: string[];
+  /** True when the source had no record ids and each side's ids were derived from its values. */
+  derivedIds?: boolean;
+  /** Distinct products per side. */
+  recordsPerSide?: { left: number; right: number };
+  /** Malformed lines or rows skipped (each an issue of kind "malformed-line"). */
+  skippedLines?: number;
   sources: string[];
   /** The WordPiece tokenizer folder learnt from the training split, when one was made. */
   tokenizer: string | null;
