@@ -9,85 +9,16 @@ import { expect } from "expect";
 import pl from "nodejs-polars";
 import { join } from "node:path";
 import { importPairs } from "../lib/data/import_pairs.ts";
-import { readImportedSplits } from "../lib/data/imported_dataset.ts";
+import { splitProtocol } from "../lib/data/pairwise.ts";
+import { attributesText, readImportedSplits } from "../lib/data/imported_dataset.ts";
+import { productRecords } from "../lib/train/session.ts";
 import { parseDittoEntity, readDitto } from "../lib/data/formats/ditto.ts";
 import { readMagellan } from "../lib/data/formats/magellan.ts";
 import { detectPairFormat } from "../lib/data/formats/detect.ts";
 import { mapFieldsByName } from "../lib/data/formats/field_names.ts";
 import { recordIdFromValues } from "../lib/data/formats/shape.ts";
+import { record, splitPairs, writeDittoFixture, writeMagellanFixture } from "./format_fixtures.ts";
 import { importOptionsFromParams, type ImportParams, importSummary, pairFormatOf } from "../lib/data/import_params.ts";
-
-const BRANDS = ["sony", "canon", "bosch", "philips", "garmin", "logitech"];
-const KINDS = ["bravia tv", "eos camera", "drill", "kettle", "watch", "headset"];
-
-/** Product p's record on one side: the left and right tables spell it differently. */
-function record(p: number, side: "left" | "right") {
-  const model = `${BRANDS[p % 6].slice(0, 2)}${100 + p}`;
-  return side === "left"
-    ? {
-      title: `${BRANDS[p % 6]} ${KINDS[p % 6]} ${model}`,
-      manufacturer: BRANDS[p % 6],
-      price: `${20 + p}.0`,
-      modelno: model,
-    }
-    : {
-      title: `${KINDS[p % 6]} ${model.toUpperCase()} by ${BRANDS[p % 6]}`,
-      manufacturer: "",
-      price: `${21 + p}`,
-      modelno: model,
-    };
-}
-
-/** Split -> the products whose pairs it holds: overlapping ranges, so records recur across splits. */
-const SPLIT_PRODUCTS = { train: [0, 1, 2, 3, 4, 5, 6, 7], valid: [4, 5, 6, 7, 8, 9], test: [6, 7, 8, 9, 10, 11] };
-
-/** The pairs of a split: each product with its own right record (1) and with the next product's (0). */
-function splitPairs(split: keyof typeof SPLIT_PRODUCTS): [number, number, 0 | 1][] {
-  const products = SPLIT_PRODUCTS[split];
-  const offset = { train: 1, valid: 2, test: 3 }[split]; // different negatives per split: no pair in two splits
-  return products.flatMap((p, i) =>
-    [[p, p, 1], [p, products[(i + offset) % products.length], 0]] as [number, number, 0 | 1][]
-  );
-}
-
-const dittoEntity = (values: Record<string, string>) =>
-  Object.entries(values).map(([k, v]) => `COL ${k} VAL ${v}`).join(" ");
-
-async function writeDittoFixture(dir: string, { malformed = true } = {}): Promise<string> {
-  for (const split of ["train", "valid", "test"] as const) {
-    const lines = splitPairs(split).map(([a, b, label]) =>
-      `${dittoEntity(record(a, "left"))} \t${dittoEntity(record(b, "right"))} \t${label}`
-    );
-    if (split === "valid" && malformed) lines.splice(3, 0, `${dittoEntity(record(1, "left"))}\t1`); // line 4: no right entity
-    await Deno.writeTextFile(join(dir, `${split}.txt`), lines.join("\n") + "\n");
-  }
-  return dir;
-}
-
-const csv = (rows: Record<string, string | number>[]) => {
-  const columns = Object.keys(rows[0]);
-  const quote = (v: unknown) => `"${String(v).replaceAll('"', '""')}"`;
-  return [columns.join(","), ...rows.map((r) => columns.map((c) => quote(r[c])).join(","))].join("\n") + "\n";
-};
-
-async function writeMagellanFixture(dir: string, { badRow = false } = {}): Promise<string> {
-  // Both tables number their records from 0; the right table lists them in another order.
-  const left = Array.from({ length: 12 }, (_, p) => ({ id: p, ...record(p, "left"), cluster_id: `c${p}` }));
-  const rightOrder = Array.from({ length: 12 }, (_, i) => (i * 5) % 12);
-  const right = rightOrder.map((p, i) => ({ id: i, ...record(p, "right"), cluster_id: `c${p}` }));
-  await Deno.writeTextFile(join(dir, "tableA.csv"), csv(left));
-  await Deno.writeTextFile(join(dir, "tableB.csv"), csv(right));
-  for (const split of ["train", "valid", "test"] as const) {
-    const rows = splitPairs(split).map(([a, b, label]) => ({
-      ltable_id: a,
-      rtable_id: rightOrder.indexOf(b),
-      label,
-    }));
-    if (split === "test" && badRow) rows.splice(2, 0, { ltable_id: 3, rtable_id: 99, label: 1 });
-    await Deno.writeTextFile(join(dir, `${split}.csv`), csv(rows));
-  }
-  return dir;
-}
 
 const tempDir = (prefix: string) => Deno.makeTempDir({ prefix });
 
@@ -112,12 +43,12 @@ describe("Ditto lines", () => {
     );
     const content = await readDitto([{ path: dir }], { skipMalformed: true });
     expect(content.skipped).toEqual([expect.objectContaining({ file: join(dir, "valid.txt"), line: 4 })]);
-    expect(content.pairs.length).toBe(2 * (8 + 6 + 6));
+    expect(content.pairs.length).toBe(2 * (6 + 3 + 3));
     expect(content.attributes).toEqual(["title", "manufacturer", "price", "modelno"]);
     // A record recurring in two splits has one id.
-    const id = recordIdFromValues("left", record(6, "left"));
-    expect(new Set(content.pairs.filter((p) => p.left === id).map((p) => p.split))).toEqual(
-      new Set(["train", "valid", "test"]),
+    const id = recordIdFromValues("right", record(6, "right"));
+    expect(new Set(content.pairs.filter((p) => p.right === id).map((p) => p.split))).toEqual(
+      new Set(["train", "valid"]),
     );
   });
 
@@ -133,10 +64,10 @@ describe("Ditto lines", () => {
     const m = result.manifest;
     expect(result.format).toBe("ditto");
     expect(m.splitMode).toBe("given");
-    expect(m.splits.map((s) => [s.split, s.pairs, s.positives])).toEqual([["train", 16, 8], ["val", 12, 6], [
+    expect(m.splits.map((s) => [s.split, s.pairs, s.positives])).toEqual([["train", 12, 6], ["val", 6, 3], [
       "test",
-      12,
       6,
+      3,
     ]]);
     expect(m.recordsPerSide).toEqual({ left: 12, right: 12 });
     expect(m.derivedIds).toBe(true);
@@ -156,7 +87,7 @@ describe("Ditto lines", () => {
       "format **ditto** (detected: Ditto lines); distinct records: 12 left, 12 right (ids derived",
     );
     const splits = await readImportedSplits("ditto_fixture", root);
-    expect(splits.map((s) => s.pairs.length)).toEqual([16, 12, 12]);
+    expect(splits.map((s) => s.pairs.length)).toEqual([12, 6, 6]);
   });
 });
 
@@ -167,7 +98,7 @@ describe("Magellan/DeepMatcher folders", () => {
     const result = await importPairs({ dataset: "magellan_fixture", root, source: { kind: "magellan", dir } });
     const m = result.manifest;
     expect(result.format).toBe("magellan");
-    expect(m.splits.map((s) => [s.split, s.pairs])).toEqual([["train", 16], ["val", 12], ["test", 12]]);
+    expect(m.splits.map((s) => [s.split, s.pairs])).toEqual([["train", 12], ["val", 6], ["test", 6]]);
     expect(m.recordsPerSide).toEqual({ left: 12, right: 12 });
     expect(m.derivedIds).toBe(false);
     expect(m.entityColumns).toEqual(["cluster_id"]);
@@ -179,6 +110,14 @@ describe("Magellan/DeepMatcher folders", () => {
     const a3 = rows.find((r) => r.sku === "a:3")!, b3 = rows.find((r) => r.sku === "b:3")!;
     expect(a3.name).toBe(record(3, "left").title);
     expect(a3.cluster_id).toBe("c3");
+    // No description: the record's other attributes are its second text (never the entity column).
+    const records = productRecords("magellan_fixture", root);
+    expect(records.find((r) => r.sku === "a:3")).toMatchObject({
+      name: record(3, "left").title,
+      description: "modelno: ph103",
+    });
+    expect(attributesText('{"modelno":"x1","color":null,"size":" 4 "}')).toBe("modelno: x1; size: 4");
+    expect(() => attributesText("[1]")).toThrow(/attributes "\[1\]" are not a JSON object/);
     expect(b3.name).toBe(record((3 * 5) % 12, "right").title);
     const positives = (await readImportedSplits("magellan_fixture", root))[0].pairs.filter((p) => p.label === 1);
     expect(positives.map((p) => rows.find((r) => r.sku === p.sku_right)!.name)).toEqual(
@@ -193,7 +132,7 @@ describe("Magellan/DeepMatcher folders", () => {
     );
     const content = await readMagellan(dir, { skipMalformed: true });
     expect(content.skipped.length).toBe(1);
-    expect(content.pairs.length).toBe(40);
+    expect(content.pairs.length).toBe(24);
     await expect(readMagellan(join(dir, "nowhere"))).rejects.toThrow(
       /holds tableA\.csv and tableB\.csv .*no such folder/,
     );
@@ -213,7 +152,7 @@ describe("pair tables without record ids", () => {
         return JSON.stringify(row);
       }).join("\n") + "\n";
     await Deno.writeTextFile(join(dir, "train.jsonl"), lines(splitPairs("train")));
-    // (4,4,1), (4,6,0), (5,5,1), (5,7,0): records seen in training, pairs that are not.
+    // (6,6,1), (6,9,0), (7,7,1), (7,10,0): right records 6 and 7 seen in training, the pairs not.
     await Deno.writeTextFile(join(dir, "test.jsonl"), lines(splitPairs("valid").slice(0, 4)));
     const root = await tempDir("wide-noid-root-");
     const result = await importPairs({
@@ -225,10 +164,10 @@ describe("pair tables without record ids", () => {
       },
     });
     expect(result.manifest.derivedIds).toBe(true);
-    expect(result.manifest.recordsPerSide).toEqual({ left: 8, right: 8 });
+    expect(result.manifest.recordsPerSide).toEqual({ left: 6 + 2, right: 9 + 2 });
     expect(result.manifest.entityColumns).toEqual(["cluster_id"]);
     expect(result.manifest.fields.cluster).toBe("cluster_id");
-    expect(result.manifest.overlaps[0].shared_skus).toBe(2 + 4); // left 4, 5; right 4, 5, 6, 7
+    expect(result.manifest.overlaps[0].shared_skus).toBe(2); // right 6, 7
     const rows = products(result.layout.processedParquet);
     const four = rows.find((r) => r.sku === recordIdFromValues("left", record(4, "left")))!;
     expect(four).toMatchObject({ cluster_id: "c4", attributes: JSON.stringify({ modelno: "ga104" }) });
@@ -275,5 +214,31 @@ describe("mapping by name and detection", () => {
       SKIP_MALFORMED: true,
     });
     expect(forced).toMatchObject({ source: { kind: "ditto" }, skipMalformed: true, fields: undefined });
+  });
+});
+
+describe("given splits are the dataset's protocol", () => {
+  it("shows records shared across given splits and trains; refuses the same pair in two splits, naming it", async () => {
+    const dir = await writeDittoFixture(await tempDir("ditto-"), { malformed: false });
+    const root = await tempDir("ditto-root-");
+    await importPairs({ dataset: "protocol", root, source: { kind: "ditto", files: [{ path: dir }] } });
+    const splits = await readImportedSplits("protocol", root);
+    const ok = splitProtocol(splits, "given");
+    expect(ok.refusal).toBe(null);
+    const trainVal = ok.shared.find((o) => o.a === "train" && o.b === "val")!;
+    expect(trainVal.shared_skus).toBe(3); // right records 6-8
+    expect(trainVal.examples.split(", ").length).toBe(3);
+    // The suite's own splits may share nothing.
+    expect(splitProtocol(splits, "leak-free").refusal).toMatch(
+      /^splits overlap \(train\/val: 3, train\/test: 3, val\/test: 3\)/,
+    );
+    // The same two records in train and test (the reverse order counts too) is refused, naming the pair.
+    const [train, , test] = splits;
+    const repeat = { ...train.pairs[0], sku_left: train.pairs[0].sku_right, sku_right: train.pairs[0].sku_left };
+    const leaked = splitProtocol([train, splits[1], { ...test, pairs: [...test.pairs, repeat] }], "given");
+    expect(leaked.refusal).toBe(
+      `the pair ${JSON.stringify(repeat.sku_left)} / ${JSON.stringify(repeat.sku_right)} is in both train and test: ` +
+        "a model would be chosen or tested on a pair it trained on; remove it from one of the splits and import again",
+    );
   });
 });

@@ -60,7 +60,8 @@ describe("label-free text pretraining (name-description InfoNCE)", () => {
     expect(tf.memory().numTensors).toBe(before);
     expect(result.history).toHaveLength(12);
     expect(result.history[11].loss).toBeLessThan(result.history[0].loss);
-    expect(result.alignmentAfter).toBeGreaterThan(result.alignmentBefore);
+    expect(result.twoViews).toBe(16);
+    expect(result.alignmentAfter!).toBeGreaterThan(result.alignmentBefore!);
     expect(lines.join("\n")).toMatch(/before .*\n[\s\S]*after /);
 
     // The folder: HF names (no tower prefix), the config's sizes, and the pretraining recorded.
@@ -91,7 +92,7 @@ describe("label-free text pretraining (name-description InfoNCE)", () => {
     model.dispose();
   });
 
-  it("the notebook's step: training products with both texts, both towers loaded, and what it says", async () => {
+  it("the notebook's step: training products with a name, both towers loaded, and what it says", async () => {
     const records = [...products, {
       sku: "bare",
       name: "карта",
@@ -106,7 +107,7 @@ describe("label-free text pretraining (name-description InfoNCE)", () => {
       { skuLeft: "p0-0", skuRight: "p3-1" },
     ];
     const rows = textPretrainingRows(inputs, records, pairs);
-    expect(rows).toEqual([0, 2, 3, 7]); // p0-0, p1-0, p1-1, p3-1; "bare" has no description
+    expect(rows).toEqual([0, 2, 3, 7, 16]); // p0-0, p1-0, p1-1, p3-1 and "bare", whose name is its only text
     const result = await pretrainModelTextTowers({
       model,
       inputs,
@@ -120,8 +121,44 @@ describe("label-free text pretraining (name-description InfoNCE)", () => {
     expect(Array.from(sd.get(`ruclip.transformer.${name}`)!.data)).toEqual(
       Array.from(sd.get(`description_transformer.${name}`)!.data),
     );
+    expect(result.twoViews).toBe(4);
+    expect(textPretrainingMessage(result)).toContain(
+      "on 5 training products (name vs own description for 4, two dropout views of the name for 1; name -> own",
+    );
     expect(textPretrainingMessage(result)).toContain("START_TEXT_WEIGHTS");
     expect(textPretrainingMessage(null)).toContain("PRETRAIN_EPOCHS");
+    model.dispose();
+  });
+
+  it("pretrains on titles alone (no description anywhere): two dropout views of each name, SimCSE-style", async () => {
+    const titles = products.map((p) => ({ ...p, description: "" }));
+    const { model, tokenizer } = await setupModel({ preset: "tiny", seed: 1 });
+    const inputs = await ProductInputs.build(titles, { tokenizer, imageSize: 32, maxTokens: 16, progress: false });
+    const rows = textPretrainingRows(inputs, titles, [{ skuLeft: "p0-0", skuRight: "p1-1" }, {
+      skuLeft: "p2-0",
+      skuRight: "p5-1",
+    }]);
+    expect(rows).toEqual([0, 3, 4, 11]);
+    const before = tf.memory().numTensors;
+    const result = await pretrainTextTowers({
+      model,
+      inputs,
+      rows: titles.map((_, i) => i),
+      config: { epochs: 8, batchSize: 8, learningRate: 3e-3, seed: 2 },
+      outDir: join(dir, "titles"),
+      progress: false,
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(result).toMatchObject({ products: 16, twoViews: 0, alignmentBefore: null, alignmentAfter: null });
+    expect(result.history.every((h) => Number.isFinite(h.loss))).toBe(true);
+    expect(result.history[7].loss).toBeLessThan(result.history[0].loss);
+    // Each name finds its own second view: far below ln(8) ~ 2.08, where identical empty views would leave it.
+    expect(result.history[7].loss).toBeLessThan(0.5);
+    expect(textPretrainingMessage(result)).toContain(
+      "on 16 training products (no description: each name under two dropout masks, SimCSE-style); both towers",
+    );
+    const config = JSON.parse(await Deno.readTextFile(join(dir, "titles", "config.json")));
+    expect(config.pretraining).toMatchObject({ products: 16, two_views: 0 });
     model.dispose();
   });
 

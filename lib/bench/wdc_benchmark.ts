@@ -683,10 +683,12 @@ export async function runWdcBenchmark(options: WdcBenchmarkOptions = {}): Promis
       const p = pretrainingResult;
       notes.push(
         `Label-free pretraining before every trial: name-description InfoNCE (in-batch negatives, temperature ` +
-          `${p.config.temperature}) on the titles and descriptions of the ${p.products} training products that have ` +
-          `both, ${p.config.epochs} epochs, batch ${p.config.batchSize}, lr ${p.config.learningRate}; one BERT for ` +
-          `both views, loaded into both text towers. Name -> own description top-1 among ` +
-          `${Math.min(p.products, 1000)}: ${fixed(p.alignmentBefore)} before, ${fixed(p.alignmentAfter)} after. ` +
+          `${p.config.temperature}) on the titles of the ${p.products} training products, against their own ` +
+          `description for the ${p.twoViews} that have one and against the title under other dropout masks ` +
+          `(SimCSE) for the rest, ${p.config.epochs} epochs, batch ${p.config.batchSize}, lr ` +
+          `${p.config.learningRate}; one BERT for both views, loaded into both text towers. Name -> own ` +
+          `description top-1 among ${Math.min(p.twoViews, 1000)}: ${fixed(p.alignmentBefore ?? NaN)} before, ` +
+          `${fixed(p.alignmentAfter ?? NaN)} after. ` +
           `"Untrained towers" rows are the random initialisation it started from.`,
       );
     }

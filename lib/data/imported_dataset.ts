@@ -110,6 +110,27 @@ export interface ImportManifest {
   importedAt: string;
 }
 
+/**
+ * A record's other attributes (the products table's `attributes` column, JSON) as one text,
+ * "name: value; name: value", in the source's order; "" when there are none.
+ */
+export function attributesText(attributes: string | null | undefined): string {
+  if (!attributes) return "";
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(attributes);
+  } catch {
+    throw new Error(`attributes ${JSON.stringify(attributes.slice(0, 60))} are not a JSON object`);
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw new Error(`attributes ${JSON.stringify(attributes.slice(0, 60))} are not a JSON object`);
+  }
+  return Object.entries(parsed as Record<string, unknown>)
+    .filter(([, v]) => v !== null && String(v).trim() !== "")
+    .map(([k, v]) => `${k}: ${String(v).trim()}`)
+    .join("; ");
+}
+
 /** Reads the manifest of an imported dataset, or null when `dataset` was not imported from pairs. */
 export async function readImportManifest(dataset: string, root: string = dataDir()): Promise<ImportManifest | null> {
   const path = importedLayout(dataset, root).manifest;

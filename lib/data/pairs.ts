@@ -165,12 +165,7 @@ export function splitCounts(splits: readonly SplitData[]): Record<string, string
  * both sides of its pairs, its queries and candidates). All zero for a leak-free split.
  */
 export function splitOverlaps(splits: readonly SplitData[]): { a: string; b: string; shared_skus: number }[] {
-  const used = splits.map((s) => {
-    const set = new Set<string>(s.skus);
-    for (const p of s.pairs) set.add(p.sku_left).add(p.sku_right);
-    for (const r of s.queryCandidates) set.add(r.query_sku).add(r.candidate_sku);
-    return set;
-  });
+  const used = splits.map(splitSkus);
   const out: { a: string; b: string; shared_skus: number }[] = [];
   for (let i = 0; i < splits.length; i++) {
     for (let j = i + 1; j < splits.length; j++) {
@@ -180,6 +175,14 @@ export function splitOverlaps(splits: readonly SplitData[]): { a: string; b: str
     }
   }
   return out;
+}
+
+/** Every product a split uses: its own, its pairs' and its query-candidate rows'. */
+export function splitSkus(s: SplitData): Set<string> {
+  const set = new Set<string>(s.skus);
+  for (const p of s.pairs) set.add(p.sku_left).add(p.sku_right);
+  for (const r of s.queryCandidates) set.add(r.query_sku).add(r.candidate_sku);
+  return set;
 }
 
 /** The pairs of a split as a table. */

@@ -13,7 +13,7 @@ import { QUERY_SELLER } from "./demo_catalog.ts";
 import { labelCandidates, mappingFrame, mappingFromFrame, productsFromFrame, type QueryLabels } from "./labeller.ts";
 import { type DatasetLayout, datasetLayout } from "./layout.ts";
 import { readProcessed } from "./make_dataset.ts";
-import { type PairOptions, renderSplits, type SplitData, writeSplits } from "./pairs.ts";
+import { type PairOptions, renderSplits, type SplitData, splitSkus, writeSplits } from "./pairs.ts";
 import { loadRules } from "./rules.ts";
 import { assignSplits, parseSplitRatios, type SplitAssignment } from "./split.ts";
 import { readImportedSplits, readImportManifest } from "./imported_dataset.ts";
@@ -180,22 +180,84 @@ export async function trainingSplits(params: SplitParams): Promise<TrainingSplit
   return { splits: (await makeSplitsFromParams(params)).splits, mode: "leak-free" };
 }
 
-/**
- * Overlaps that make a split unusable for training: any shared product of a leak-free split; for given
- * splits (a benchmark's own design, e.g. WDC's seen/unseen test sets), only training products that are
- * also validation products, since those would choose the epoch and the threshold on training data.
- */
-export function leakingOverlaps(
-  overlaps: readonly { a: string; b: string; shared_skus: number }[],
-  mode: TrainingSplits["mode"],
-): { a: string; b: string; shared_skus: number }[] {
-  const isTrainVal = (o: { a: string; b: string }) =>
-    [o.a, o.b].includes("train") && [o.a, o.b].some((s) => s === "val" || s === "validation");
-  return overlaps.filter((o) => o.shared_skus > 0 && (mode === "leak-free" || isTrainVal(o)));
+/** Records shared by two splits: how many, and a few of them. */
+export type SharedRecords = {
+  a: string;
+  b: string;
+  shared_skus: number;
+  examples: string;
+};
+
+/** What the splits allow: the records they share (shown), and why training must not go ahead (or null). */
+export interface SplitProtocol {
+  mode: TrainingSplits["mode"];
+  shared: SharedRecords[];
+  /** One message naming what makes the splits unusable, or null. */
+  refusal: string | null;
 }
 
-/** What `leakingOverlaps` allows, per split mode, for table titles. */
+const unorderedPair = (a: string, b: string) => (a < b ? `${a}\u0000${b}` : `${b}\u0000${a}`);
+
+/**
+ * Checks splits before training. The suite's own (leak-free) splits share no record. Given splits are a
+ * dataset's protocol (public benchmarks reuse records across their train/valid/test pairs by design, and
+ * every published number is on those splits): shared records are shown and training goes ahead, but the
+ * same pair (the same two records, either order) in two splits is refused, naming the pair, since a model
+ * would then be chosen or tested on a pair it trained on.
+ */
+export function splitProtocol(splits: readonly SplitData[], mode: TrainingSplits["mode"]): SplitProtocol {
+  const used = splits.map(splitSkus);
+  const shared: SharedRecords[] = [];
+  for (let i = 0; i < splits.length; i++) {
+    for (let j = i + 1; j < splits.length; j++) {
+      const both = [...used[i]].filter((sku) => used[j].has(sku)).sort();
+      shared.push({
+        a: splits[i].split,
+        b: splits[j].split,
+        shared_skus: both.length,
+        examples: both.slice(0, 3).join(", "),
+      });
+    }
+  }
+  if (mode === "leak-free") {
+    const leaks = shared.filter((o) => o.shared_skus > 0);
+    return {
+      mode,
+      shared,
+      refusal: leaks.length
+        ? `splits overlap (${leaks.map((o) => `${o.a}/${o.b}: ${o.shared_skus}`).join(", ")}): refusing to train`
+        : null,
+    };
+  }
+  const firstSplit = new Map<string, string>();
+  const repeated: { left: string; right: string; splits: [string, string] }[] = [];
+  for (const s of splits) {
+    const keys = new Set<string>();
+    for (const p of s.pairs) {
+      const key = unorderedPair(p.sku_left, p.sku_right);
+      if (keys.has(key)) continue;
+      keys.add(key);
+      const earlier = firstSplit.get(key);
+      if (earlier === undefined) firstSplit.set(key, s.split);
+      else repeated.push({ left: p.sku_left, right: p.sku_right, splits: [earlier, s.split] });
+    }
+  }
+  const first = repeated[0];
+  return {
+    mode,
+    shared,
+    refusal: first
+      ? `the pair ${JSON.stringify(first.left)} / ${JSON.stringify(first.right)} is in both ${first.splits[0]} and ` +
+        `${first.splits[1]}${
+          repeated.length > 1 ? ` (and ${repeated.length - 1} more pairs)` : ""
+        }: a model would be ` +
+        "chosen or tested on a pair it trained on; remove it from one of the splits and import again"
+      : null,
+  };
+}
+
+/** What `splitProtocol` allows, per split mode, for table titles. */
 export const OVERLAP_RULES: Record<TrainingSplits["mode"], string> = {
   "leak-free": "must all be 0",
-  given: "the source's own splits: only train and val must not share",
+  given: "the dataset's own splits: records may recur, pairs may not",
 };

@@ -58,6 +58,8 @@ export class ProductInputs {
   private readonly nameMask: Int32Array;
   private readonly descIds: Int32Array;
   private readonly descMask: Int32Array;
+  /** 1 where the product has a description text (else its description tokens encode ""). */
+  private readonly withDescription: Uint8Array;
   private readonly mean: readonly number[];
   private readonly std: readonly number[];
 
@@ -72,6 +74,7 @@ export class ProductInputs {
     nameMask: Int32Array;
     descIds: Int32Array;
     descMask: Int32Array;
+    withDescription: Uint8Array;
     mean: readonly number[];
     std: readonly number[];
   }) {
@@ -85,6 +88,7 @@ export class ProductInputs {
     this.nameMask = fields.nameMask;
     this.descIds = fields.descIds;
     this.descMask = fields.descMask;
+    this.withDescription = fields.withDescription;
     this.mean = fields.mean;
     this.std = fields.std;
     this.index = new Map(fields.skus.map((sku, i) => [sku, i]));
@@ -142,6 +146,7 @@ export class ProductInputs {
       nameMask: names.attentionMask,
       descIds: descriptions.inputIds,
       descMask: descriptions.attentionMask,
+      withDescription: Uint8Array.from(products, (p) => ((p.description ?? "").trim() !== "" ? 1 : 0)),
       mean: options.mean ?? IMAGENET_MEAN,
       std: options.std ?? IMAGENET_STD,
     });
@@ -158,6 +163,11 @@ export class ProductInputs {
     return i;
   }
 
+  /** True when the product of `row` has a description text. */
+  hasDescription(row: number): boolean {
+    return this.withDescription[row] === 1;
+  }
+
   /** True when the SKU is prepared. */
   has(sku: string): boolean {
     return this.index.has(String(sku));
@@ -169,31 +179,48 @@ export class ProductInputs {
    * names costs what its tokens cost. The caller disposes them.
    */
   textBatch(rows: readonly number[]): TextBatch {
+    const [nameIds, nameMask] = this.textView(rows, "name");
+    const [descIds, descMask] = this.textView(rows, "description");
+    return { nameIds, nameMask, descIds, descMask };
+  }
+
+  /**
+   * Token ids and mask of one text per row: each row's name or description (`view`, one for all rows or
+   * one per row), trimmed to the longest of the batch as `textBatch`. The caller disposes them.
+   */
+  textView(
+    rows: readonly number[],
+    view: "name" | "description" | readonly ("name" | "description")[],
+  ): [tf.Tensor2D, tf.Tensor2D] {
     const T = this.maxTokens;
-    const tokens = (ids: Int32Array, mask: Int32Array): [tf.Tensor2D, tf.Tensor2D] => {
-      let length = 1;
-      for (const row of rows) {
-        for (let t = T - 1; t >= length; t--) {
-          if (mask[row * T + t]) {
-            length = t + 1;
-            break;
-          }
+    const source = (i: number) =>
+      (typeof view === "string" ? view : view[i]) === "name"
+        ? { ids: this.nameIds, mask: this.nameMask }
+        : { ids: this.descIds, mask: this.descMask };
+    if (typeof view !== "string" && view.length !== rows.length) {
+      throw new Error(`textView: ${view.length} views for ${rows.length} rows`);
+    }
+    let length = 1;
+    rows.forEach((row, i) => {
+      const { mask } = source(i);
+      for (let t = T - 1; t >= length; t--) {
+        if (mask[row * T + t]) {
+          length = t + 1;
+          break;
         }
       }
-      const outIds = new Int32Array(rows.length * length);
-      const outMask = new Int32Array(rows.length * length);
-      rows.forEach((row, i) => {
-        outIds.set(ids.subarray(row * T, row * T + length), i * length);
-        outMask.set(mask.subarray(row * T, row * T + length), i * length);
-      });
-      return [
-        tf.tensor2d(outIds, [rows.length, length], "int32"),
-        tf.tensor2d(outMask, [rows.length, length], "int32"),
-      ];
-    };
-    const [nameIds, nameMask] = tokens(this.nameIds, this.nameMask);
-    const [descIds, descMask] = tokens(this.descIds, this.descMask);
-    return { nameIds, nameMask, descIds, descMask };
+    });
+    const outIds = new Int32Array(rows.length * length);
+    const outMask = new Int32Array(rows.length * length);
+    rows.forEach((row, i) => {
+      const { ids, mask } = source(i);
+      outIds.set(ids.subarray(row * T, row * T + length), i * length);
+      outMask.set(mask.subarray(row * T, row * T + length), i * length);
+    });
+    return [
+      tf.tensor2d(outIds, [rows.length, length], "int32"),
+      tf.tensor2d(outMask, [rows.length, length], "int32"),
+    ];
   }
 
   /** Model input tensors for the given product rows (tokens as `textBatch`); the caller disposes them. */

@@ -14,6 +14,7 @@
 import pl from "nodejs-polars";
 import { join } from "node:path";
 import { datasetLayout } from "../data/layout.ts";
+import { attributesText } from "../data/imported_dataset.ts";
 import { readProcessed } from "../data/make_dataset.ts";
 import { splitFiles } from "../data/pairs.ts";
 import { loadSiameseRuCLIP, loadTowerWeights } from "../model/load.ts";
@@ -63,7 +64,12 @@ export async function demoPreset(textTower = DEMO_TEXT_TOWER): Promise<SiameseRu
   return { ...base, name: "demo", nameBert: bert, descriptionBert: { ...bert }, maxTokens: 77 };
 }
 
-/** Products of the processed table as model inputs (image file under images_<dataset>/, or none). */
+/**
+ * Products of the processed table as model inputs (image file under images_<dataset>/, or none). An
+ * imported record without a description has its other attributes ("modelno: a52; color: black", the
+ * `attributes` column) as its description text, so the description tower and the label-free pretraining
+ * see every attribute the source gives; never the entity columns, which the import drops.
+ */
 export function productRecords(dataset: string, root?: string): ProductRecord[] {
   const layout = datasetLayout(dataset, root);
   const frame = readProcessed(dataset, layout.root);
@@ -72,12 +78,13 @@ export function productRecords(dataset: string, root?: string): ProductRecord[] 
       throw new Error(`${layout.processedParquet}: no "${column}" column; re-run make_OZ_geo_5500`);
     }
   }
-  return (frame.select("sku", "name", "description", "image_name").toRecords() as Record<string, string | null>[]).map((
-    row,
-  ) => ({
+  const columns = ["sku", "name", "description", "image_name"];
+  if (frame.columns.includes("attributes")) columns.push("attributes");
+  return (frame.select(...columns).toRecords() as Record<string, string | null>[]).map((row) => ({
     sku: String(row.sku),
     name: row.name ?? "",
-    description: row.description ?? "",
+    // An imported record without a description: its other attributes are its second text.
+    description: row.description?.trim() ? row.description : attributesText(row.attributes),
     imagePath: row.image_name ? join(layout.imagesDir, row.image_name) : null,
   }));
 }

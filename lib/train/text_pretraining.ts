@@ -6,11 +6,14 @@
  * negatives, both directions (CLIP's objective; the demo's towers were pretrained the same way by
  * scripts/fixtures/pretrain_demo_text_tower.py, in PyTorch, on another marketplace). One BERT, the
  * description tower's, encodes both views (attention-masked mean, L2-normalised); dropout is the noise.
+ * A product without a description text (its description is also its other attributes joined, see
+ * session.ts' `productRecords`) has a single text: its second view is its name again under other dropout
+ * masks (SimCSE's unsupervised objective), in the same batches, so a dataset of titles alone pretrains too.
  * Its weights are then written as an HF BertModel folder (config.json + model.safetensors) that
  * `setupModel({ textWeights })` loads into both text towers, as the demo's pretrained tower is.
  *
  * Only the rows given are read, and only their texts: a benchmark passes its training split's products
- * with a description (no label, no validation or test text).
+ * with a name (no label, no validation or test text).
  *
  * @module
  */
@@ -59,9 +62,14 @@ export interface TextPretrainingResult {
   products: number;
   /** Mean InfoNCE per epoch (both directions averaged), and seconds. */
   history: { epoch: number; loss: number; seconds: number }[];
-  /** Top-1 accuracy of finding a product's own description from its name among the first (up to) 1000 rows. */
-  alignmentBefore: number;
-  alignmentAfter: number;
+  /** Products with a name and a description (two views); the rest had one view (SimCSE). */
+  twoViews: number;
+  /**
+   * Top-1 accuracy of finding a product's own description from its name among the first (up to) 1000 rows
+   * with a description; null when no product has one (nothing to align).
+   */
+  alignmentBefore: number | null;
+  alignmentAfter: number | null;
   /** The HF BertModel folder written. */
   dir: string;
 }
@@ -71,7 +79,7 @@ export interface TextPretrainingOptions {
   /** Its description tower is trained (and only that); the caller disposes it. */
   model: SiameseRuCLIP;
   inputs: ProductInputs;
-  /** Rows of `inputs` to read (products with a name and a description). */
+  /** Rows of `inputs` to read (products with a name; a description is the second view where there is one). */
   rows: readonly number[];
   config?: Partial<TextPretrainingConfig>;
   /** Where the HF BertModel folder goes (written atomically file by file; config.json last). */
@@ -105,8 +113,13 @@ export function symmetricInfoNce(a: tf.Tensor2D, b: tf.Tensor2D, temperature: nu
   });
 }
 
-/** Top-1 accuracy of name -> own description among the given rows (no dropout). */
-async function alignment(model: SiameseRuCLIP, inputs: ProductInputs, rows: readonly number[]): Promise<number> {
+/** Top-1 accuracy of name -> own description among the given rows (no dropout); null without rows. */
+async function alignment(
+  model: SiameseRuCLIP,
+  inputs: ProductInputs,
+  rows: readonly number[],
+): Promise<number | null> {
+  if (rows.length === 0) return null;
   const batch = inputs.textBatch(rows);
   try {
     const hits = tf.tidy(() => {
@@ -170,7 +183,7 @@ export async function pretrainTextTowers(options: TextPretrainingOptions): Promi
   checkConfig(config);
   const { model, inputs } = options;
   const rows = [...options.rows];
-  if (rows.length < 2) throw new Error(`text pretraining needs at least 2 products with texts, got ${rows.length}`);
+  if (rows.length < 2) throw new Error(`text pretraining needs at least 2 products with a name, got ${rows.length}`);
   for (const row of rows) {
     if (!(Number.isInteger(row) && row >= 0 && row < inputs.size)) {
       throw new Error(`text pretraining: row ${row} is not one of the ${inputs.size} prepared products`);
@@ -179,11 +192,13 @@ export async function pretrainTextTowers(options: TextPretrainingOptions): Promi
   const log = options.log ?? (() => {});
   const variables = model.parameters().variables((e) => e.usedInForward && e.name.startsWith(PREFIX));
   const optimizer = new AdamW({ learningRate: config.learningRate, weightDecay: config.weightDecay });
-  const probe = rows.slice(0, 1000);
+  const twoViews = rows.filter((row) => inputs.hasDescription(row));
+  const probe = twoViews.slice(0, 1000);
   const alignmentBefore = await alignment(model, inputs, probe);
   log(
-    `text pretraining on ${rows.length} products: name -> own description top-1 of ${probe.length}, before ` +
-      `${alignmentBefore.toFixed(3)}`,
+    `text pretraining on ${rows.length} products (${twoViews.length} name-description, ` +
+      `${rows.length - twoViews.length} name only): name -> own description top-1 of ${probe.length}, before ` +
+      `${alignmentBefore?.toFixed(3) ?? "-"}`,
   );
   const history: TextPretrainingResult["history"] = [];
   const random = new SeededRandom(config.seed);
@@ -204,20 +219,24 @@ export async function pretrainTextTowers(options: TextPretrainingOptions): Promi
       let sum = 0;
       for (let s = 0; s < steps; s++) {
         const batchRows = order.slice(s * config.batchSize, (s + 1) * config.batchSize);
-        const batch = inputs.textBatch(batchRows);
+        const [nameIds, nameMask] = inputs.textView(batchRows, "name");
+        const [otherIds, otherMask] = inputs.textView(
+          batchRows,
+          batchRows.map((row) => inputs.hasDescription(row) ? "description" : "name"),
+        );
         seedDropout(config.seed * 1_000_003 + (++step) * 1_009);
         let value: tf.Scalar;
         let grads: tf.NamedTensorMap;
         try {
           ({ value, grads } = tf.variableGrads(() =>
             symmetricInfoNce(
-              encode(model, batch.nameIds, batch.nameMask, true),
-              encode(model, batch.descIds, batch.descMask, true),
+              encode(model, nameIds, nameMask, true),
+              encode(model, otherIds, otherMask, true),
               config.temperature,
             ), variables));
         } finally {
           seedDropout(null);
-          disposeProductBatch(batch);
+          tf.dispose([nameIds, nameMask, otherIds, otherMask]);
         }
         const loss = (await value.data())[0];
         value.dispose();
@@ -243,15 +262,17 @@ export async function pretrainTextTowers(options: TextPretrainingOptions): Promi
     optimizer.dispose();
   }
   const alignmentAfter = await alignment(model, inputs, probe);
-  log(`  name -> own description top-1 of ${probe.length}, after ${alignmentAfter.toFixed(3)}`);
+  log(`  name -> own description top-1 of ${probe.length}, after ${alignmentAfter?.toFixed(3) ?? "-"}`);
 
   const { stateDict, config: hfConfig } = await huggingFaceBert(model);
   await Deno.mkdir(options.outDir, { recursive: true });
   await writeFileAtomic(join(options.outDir, "model.safetensors"), writeSafetensors(stateDict, { format: "pt" }));
   const pretraining = {
-    method: "name-description InfoNCE (mean pooling, in-batch negatives, both directions), dropout as noise",
+    method: "name-description InfoNCE (mean pooling, in-batch negatives, both directions), dropout as noise; " +
+      "a product without a description: its name under two dropout masks (SimCSE)",
     ...config,
     products: rows.length,
+    two_views: twoViews.length,
     source: options.source ?? "",
     name_to_description_top1: { before: alignmentBefore, after: alignmentAfter, among: probe.length },
   };
@@ -259,6 +280,7 @@ export async function pretrainTextTowers(options: TextPretrainingOptions): Promi
   return {
     config,
     products: rows.length,
+    twoViews: twoViews.length,
     history,
     alignmentBefore,
     alignmentAfter,
@@ -267,8 +289,8 @@ export async function pretrainTextTowers(options: TextPretrainingOptions): Promi
 }
 
 /**
- * The rows to pretrain on: the products of the given (training) pairs that have both a name and a
- * description, each once, in row order.
+ * The rows to pretrain on: the products of the given (training) pairs that have a name, each once, in row
+ * order (a description, where there is one, is the second view).
  */
 export function textPretrainingRows(
   inputs: ProductInputs,
@@ -279,7 +301,7 @@ export function textPretrainingRows(
   const skus = new Set(pairs.flatMap((p) => [p.skuLeft, p.skuRight]));
   return [...skus].filter((sku) => {
     const record = bySku.get(sku);
-    return record !== undefined && record.name.trim() !== "" && record.description.trim() !== "" && inputs.has(sku);
+    return record !== undefined && record.name.trim() !== "" && inputs.has(sku);
   }).map((sku) => inputs.indexOf(sku)).sort((a, b) => a - b);
 }
 
@@ -300,8 +322,18 @@ export async function pretrainModelTextTowers(options: TextPretrainingOptions): 
 /** What the training notebook says after its text-pretraining step (its result, or that there was none). */
 export function textPretrainingMessage(result: TextPretrainingResult | null): string {
   if (!result) return "No label-free text pretraining (`PRETRAIN_EPOCHS` 0).";
-  return `Text towers pretrained without labels on ${result.products} training products (name -> own description ` +
-    `top-1 ${result.alignmentBefore.toFixed(3)} before, ${result.alignmentAfter.toFixed(3)} after); both towers ` +
-    `start from it. Written to \`${shownPath(result.dir)}\`: give it to the embedding notebook as ` +
+  const views = result.twoViews === result.products
+    ? "name vs own description"
+    : result.twoViews === 0
+    ? "no description: each name under two dropout masks, SimCSE-style"
+    : `name vs own description for ${result.twoViews}, two dropout views of the name for ${
+      result.products - result.twoViews
+    }`;
+  const aligned = result.alignmentBefore === null || result.alignmentAfter === null
+    ? ""
+    : `; name -> own description top-1 ${result.alignmentBefore.toFixed(3)} before, ` +
+      `${result.alignmentAfter.toFixed(3)} after`;
+  return `Text towers pretrained without labels on ${result.products} training products (${views}${aligned}); ` +
+    `both towers start from it. Written to \`${shownPath(result.dir)}\`: give it to the embedding notebook as ` +
     "`START_TEXT_WEIGHTS`, so its raw tower features are this starting point.";
 }
