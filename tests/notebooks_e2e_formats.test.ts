@@ -1,0 +1,92 @@
+/**
+ * End to end on the published entity-matching shapes: a Ditto-shaped folder (with a malformed line,
+ * skipped) and a Magellan/DeepMatcher-shaped folder, each imported through `import_pairwise_dataset`
+ * as a user would (FORMAT detected for one, named for the other), then the training notebook (text mode,
+ * label-free pretraining first), the embedding notebooks and the testing notebooks on it, through
+ * `jupyter nbconvert` with the Deno kernel. Records recur across the given splits, as in the published
+ * benchmarks; the training goes ahead on them.
+ */
+import { describe, it } from "node:test";
+import { expect } from "expect";
+import { join } from "node:path";
+import { projectRoot } from "../lib/paths.ts";
+import { writeDittoFixture, writeMagellanFixture } from "./format_fixtures.ts";
+
+const NOTEBOOKS = [
+  "import_pairwise_dataset",
+  "contrastive_train_data-splitting-by-query",
+  "compute_embeddings_contrastive-siamese",
+  "compute_embeddings_sbert",
+  "contrastive_test_embs_from-pairwise-rendered",
+  "contrastive_test_embs_from-pairwise-queries",
+  "contrastive_test_embs_from-source",
+  "contrastive_test_embs_from-source_ruclip-only",
+];
+
+/** Runs the import, training, embedding and testing notebooks on one shape; returns the reports folder. */
+async function runSuiteOn(dataset: string, shape: Record<string, string>): Promise<{ data: string; reports: string }> {
+  const data = await Deno.makeTempDir({ prefix: `e2e-${dataset}-data-` });
+  const reports = await Deno.makeTempDir({ prefix: `e2e-${dataset}-reports-` });
+  const run = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", join(projectRoot, "scripts", "notebooks.ts"), "--preset", "test", ...NOTEBOOKS],
+    cwd: projectRoot,
+    env: {
+      CLIP_SIAMESE_DATA: data,
+      CLIP_SIAMESE_REPORTS: reports,
+      TFJS_BACKEND: "wasm",
+      DATASET: dataset,
+      SOURCE: "pair-table",
+      ...shape,
+      RUN: dataset,
+      MODE: "text",
+      EPOCHS: "1",
+      PRETRAIN_EPOCHS: "2",
+      START_TEXT_WEIGHTS: join(data, "train_results", dataset, "text_tower_pretrained"),
+      PRESET: "tiny",
+      TOKENIZER: join(data, `tables_${dataset}`, "tokenizer"),
+    },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const log = new TextDecoder().decode(run.stdout) + new TextDecoder().decode(run.stderr);
+  if (!run.success) throw new Error(`the suite on the ${dataset} shape failed:\n${log.slice(-4000)}`);
+  const metrics = JSON.parse(await Deno.readTextFile(join(reports, "metrics.json")));
+  const rendered = metrics.notebooks["contrastive_test_embs_from-pairwise-rendered"];
+  expect(rendered.dataset).toBe(dataset);
+  expect(rendered.headline.SiameseRuCLIP.test_roc_auc).toBeGreaterThanOrEqual(0);
+  const pretrained = JSON.parse(
+    await Deno.readTextFile(join(data, "train_results", dataset, "text_tower_pretrained", "config.json")),
+  );
+  expect(pretrained.pretraining.epochs).toBe(2);
+  expect(pretrained.pretraining.products).toBeGreaterThan(1);
+  return { data, reports };
+}
+
+/** The executed notebook's text (all outputs), from the walkthrough. */
+async function executed(reports: string, group: string, name: string): Promise<string> {
+  return await Deno.readTextFile(join(reports, "walkthrough", group, `${name}.ipynb`));
+}
+
+describe("the suite on published entity-matching shapes, end to end", () => {
+  it("imports a Ditto folder (format detected, the malformed line skipped) and trains and tests on it", async () => {
+    const source = await writeDittoFixture(await Deno.makeTempDir({ prefix: "e2e-ditto-src-" }));
+    const { reports } = await runSuiteOn("ditto_fixture", { PAIR_FILES: source, SKIP_MALFORMED: "1" });
+    const imported = await executed(reports, "1_dataset_creation", "import_pairwise_dataset");
+    expect(imported).toContain("format **ditto** (detected: a folder of Ditto lines");
+    expect(imported).toContain("1 malformed lines skipped");
+    const training = await executed(reports, "3_training", "contrastive_train_data-splitting-by-query");
+    expect(training).toContain("records shared between splits (the dataset's own splits: records may recur");
+  });
+
+  it("imports a Magellan/DeepMatcher folder (FORMAT=magellan) and trains and tests on it", async () => {
+    const source = await writeMagellanFixture(await Deno.makeTempDir({ prefix: "e2e-magellan-src-" }));
+    const { data, reports } = await runSuiteOn("magellan_fixture", { PAIR_FILES: source, FORMAT: "magellan" });
+    const imported = await executed(reports, "1_dataset_creation", "import_pairwise_dataset");
+    expect(imported).toContain("format **magellan**");
+    expect(imported).toContain("entity columns dropped (the label in disguise): cluster_id");
+    const manifest = JSON.parse(
+      await Deno.readTextFile(join(data, "tables_magellan_fixture", "processed", "import_manifest.json")),
+    );
+    expect(manifest.recordsPerSide).toEqual({ left: 12, right: 12 });
+  });
+});
