@@ -14,7 +14,15 @@ import {
   tfidfTokens,
   tfidfVector,
 } from "../lib/eval/lexical.ts";
-import { lexicalBaseline } from "../lib/eval/lexical_baseline.ts";
+import {
+  lexicalBaseline,
+  lexicalEmbeddings,
+  SUITE_LEXICAL_BASELINE,
+  withLexicalBaseline,
+} from "../lib/eval/lexical_baseline.ts";
+import { pairDistances, readPairSet, readQueryCandidateSet } from "../lib/eval/inputs.ts";
+import { evaluateRenderedPairs, evaluateTopK } from "../lib/eval/flows.ts";
+import { datasetLayout } from "../lib/data/layout.ts";
 import { importPairs } from "../lib/data/import_pairs.ts";
 import { chooseThreshold } from "../lib/eval/pair_metrics.ts";
 
@@ -83,32 +91,38 @@ describe("TF-IDF as scikit-learn's TfidfVectorizer()", () => {
   });
 });
 
+/** A tiny imported dataset of titles with train, val, test and test_unseen splits; returns its root. */
+async function importLexicalFixture(): Promise<string> {
+  const root = await Deno.makeTempDir({ prefix: "lexical-" });
+  const rows = [
+    ["train", "1", "Samsung Galaxy A52 black", "2", "Galaxy A52 Samsung", 1],
+    ["train", "1", "Samsung Galaxy A52 black", "3", "Xiaomi Redmi Note", 0],
+    ["val", "4", "Samsung Galaxy A52", "5", "Galaxy A52 Samsung black", 1],
+    ["val", "4", "Samsung Galaxy A52", "6", "Bosch kettle Redmi", 0],
+    ["test", "7", "Redmi Note Xiaomi", "8", "Xiaomi Redmi Note Pro", 1],
+    ["test", "7", "Redmi Note Xiaomi", "9", "Seagate IronWolf", 0],
+    ["test_unseen", "10", "Dyson vacuum", "11", "Dyson V15 vacuum", 1],
+  ] as const;
+  const path = join(root, "pairs.jsonl");
+  await Deno.writeTextFile(
+    path,
+    rows.map(([split, a, ta, b, tb, label]) =>
+      JSON.stringify({ split, id_left: a, title_left: ta, id_right: b, title_right: tb, label })
+    ).join("\n"),
+  );
+  await importPairs({
+    dataset: "lex",
+    root,
+    source: { kind: "wide", files: [{ path }] },
+    fields: { id: "id", name: "title" },
+    columns: { split: "split" },
+  });
+  return root;
+}
+
 describe("lexicalBaseline on an imported dataset", () => {
   it("fits on training products only, picks the threshold on val and applies it to each test split", async () => {
-    const root = await Deno.makeTempDir({ prefix: "lexical-" });
-    const rows = [
-      ["train", "1", "Samsung Galaxy A52 black", "2", "Galaxy A52 Samsung", 1],
-      ["train", "1", "Samsung Galaxy A52 black", "3", "Xiaomi Redmi Note", 0],
-      ["val", "4", "Samsung Galaxy A52", "5", "Galaxy A52 Samsung black", 1],
-      ["val", "4", "Samsung Galaxy A52", "6", "Bosch kettle Redmi", 0],
-      ["test", "7", "Redmi Note Xiaomi", "8", "Xiaomi Redmi Note Pro", 1],
-      ["test", "7", "Redmi Note Xiaomi", "9", "Seagate IronWolf", 0],
-      ["test_unseen", "10", "Dyson vacuum", "11", "Dyson V15 vacuum", 1],
-    ] as const;
-    const path = join(root, "pairs.jsonl");
-    await Deno.writeTextFile(
-      path,
-      rows.map(([split, a, ta, b, tb, label]) =>
-        JSON.stringify({ split, id_left: a, title_left: ta, id_right: b, title_right: tb, label })
-      ).join("\n"),
-    );
-    await importPairs({
-      dataset: "lex",
-      root,
-      source: { kind: "wide", files: [{ path }] },
-      fields: { id: "id", name: "title" },
-      columns: { split: "split" },
-    });
+    const root = await importLexicalFixture();
     const result = lexicalBaseline({ dataset: "lex", root, testSplits: ["test", "test_unseen"] });
     // The IDF comes from the 3 training products only.
     expect(result.model.documents).toBe(3);
@@ -121,5 +135,52 @@ describe("lexicalBaseline on an imported dataset", () => {
     expect(test.confusion).toEqual({ tp: 1, fp: 0, tn: 1, fn: 0 });
     // "dyson"/"vacuum" are not training terms: cosine 0, below any positive threshold.
     expect(result.tests[1].report.confusion.fn).toBe(1);
+  });
+});
+
+describe("the lexical baseline as a model of the comparisons", () => {
+  it("scores pairs as 1 - the char n-gram TF-IDF cosine fitted on training products, in every flow", async () => {
+    const root = await importLexicalFixture();
+    const model = lexicalEmbeddings("lex", { root });
+    expect(model.name).toBe(SUITE_LEXICAL_BASELINE.name);
+    expect(model.table.info).toMatchObject({ tag: "lexical_tfidf", kind: "lexical", distance: "cosine" });
+    expect(model.table.info.source).toMatch(
+      /character 3-5-grams\) of name, fitted on the 3 products of the train split/,
+    );
+    // The same numbers as the TF-IDF fitted by hand on the three training titles.
+    const tfidf = fitTfidf(["Samsung Galaxy A52 black", "Galaxy A52 Samsung", "Xiaomi Redmi Note"], {
+      analyzer: "char_wb",
+      ngramRange: [3, 5],
+    });
+    const cosine = tfidfCosine(tfidf, ["Redmi Note Xiaomi", "Redmi Note Xiaomi"], [
+      "Xiaomi Redmi Note Pro",
+      "Seagate IronWolf",
+    ]);
+    const distances = pairDistances(model, ["7", "7"], ["8", "9"], "test pairs");
+    cosine.forEach((c, i) => expect(distances[i]).toBeCloseTo(1 - c, 12));
+    expect(distances[0]).toBeLessThan(distances[1]);
+    expect(() => pairDistances(model, ["7"], ["99"], "test pairs")).toThrow(
+      "test pairs: right SKU 99 of pair 0 is not in the products table of lex",
+    );
+    // Rendered pairs: the threshold chosen on val, applied to test.
+    const splits = datasetLayout("lex", root).splitsDir;
+    const rendered = evaluateRenderedPairs(model, readPairSet(splits, "val"), readPairSet(splits, "test"), {
+      kind: "f1",
+    });
+    expect(rendered.test.confusion).toEqual({ tp: 1, fp: 0, tn: 1, fn: 0 });
+    // Top-k: each query's candidates scored; no vector search.
+    const topK = await evaluateTopK(model, readQueryCandidateSet(splits, "test"), { k: 1 });
+    expect(topK.search).toBe("exact (pairs scored)");
+    expect(topK.neighbours).toEqual([{ query: "7", skus: ["8"], labels: [1], distances: [distances[0]] }]);
+    expect(topK.summary["recall@1"]).toBe(1);
+  });
+
+  it("joins the loaded models last, or is listed as missing with the reason", async () => {
+    const root = await importLexicalFixture();
+    const loaded = withLexicalBaseline({ models: [], missing: [] }, "lex", root);
+    expect(loaded.models.map((m) => m.name)).toEqual(["TF-IDF cosine"]);
+    const none = withLexicalBaseline({ models: [], missing: [] }, "nowhere", root);
+    expect(none.models).toEqual([]);
+    expect(none.missing[0]).toMatchObject({ name: "TF-IDF cosine", tag: "lexical_tfidf" });
   });
 });

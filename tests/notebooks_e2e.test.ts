@@ -95,7 +95,7 @@ describe("notebook suite, end to end", () => {
 
     const metrics = JSON.parse(await Deno.readTextFile(join(reports, "metrics.json")));
     const rendered = metrics.notebooks["contrastive_test_embs_from-pairwise-rendered"].headline;
-    for (const model of ["SiameseRuCLIP", "SBERT zero-shot", "raw tower features"]) {
+    for (const model of ["SiameseRuCLIP", "SBERT zero-shot", "raw tower features", "TF-IDF cosine"]) {
       expect(rendered[model].test_roc_auc).toBeGreaterThan(0.5);
       expect(rendered[model].test_roc_auc).toBeLessThanOrEqual(1);
     }

@@ -54,6 +54,11 @@ async function runSuiteOn(dataset: string, shape: Record<string, string>): Promi
   const rendered = metrics.notebooks["contrastive_test_embs_from-pairwise-rendered"];
   expect(rendered.dataset).toBe(dataset);
   expect(rendered.headline.SiameseRuCLIP.test_roc_auc).toBeGreaterThanOrEqual(0);
+  // The lexical baseline is in every comparison, on every dataset.
+  const headlines = (Object.values(metrics.notebooks) as { headline?: Record<string, unknown> }[])
+    .flatMap((n) => n.headline && Object.keys(n.headline).length ? [n.headline] : []);
+  expect(headlines.length).toBeGreaterThanOrEqual(3);
+  for (const headline of headlines) expect(Object.keys(headline)).toContain("TF-IDF cosine");
   const pretrained = JSON.parse(
     await Deno.readTextFile(join(data, "train_results", dataset, "text_tower_pretrained", "config.json")),
   );

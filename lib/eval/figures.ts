@@ -24,20 +24,21 @@ export function thinIndices(length: number, maxPoints = 400): number[] {
 // Colours
 
 /**
- * Fixed colours of the models the notebooks compare (Okabe-Ito blue, vermillion, bluish green).
- * Keys are lower-case model names, see `modelKey`.
+ * Fixed colours of the models the notebooks compare (Okabe-Ito blue, vermillion, bluish green, black for
+ * the lexical baseline). Keys are lower-case model names, see `modelKey`.
  */
 export const KNOWN_MODEL_COLORS: Readonly<Record<string, string>> = {
   "siameseruclip": "#0072B2",
   "sbert zero-shot": "#D55E00",
   "raw tower features": "#009E73",
+  "tf-idf cosine": "#000000",
 };
 
 /**
- * The rest of the Okabe-Ito palette (orange, sky blue, reddish purple, black), for models not in
+ * The rest of the Okabe-Ito palette (orange, sky blue, reddish purple), for models not in
  * `KNOWN_MODEL_COLORS`. Okabe-Ito yellow is left out: it is unreadable on a white background.
  */
-export const OTHER_MODEL_COLORS: readonly string[] = ["#E69F00", "#56B4E9", "#CC79A7", "#000000"];
+export const OTHER_MODEL_COLORS: readonly string[] = ["#E69F00", "#56B4E9", "#CC79A7"];
 
 /** A split named in parentheses after a model name, e.g. "SiameseRuCLIP (validation)". */
 const SPLIT_SUFFIX = /\s*\((?:validation|val|test|train|training)\)\s*$/i;

@@ -262,7 +262,6 @@ export async function evaluateTopK(
     }
     data.set(model.table.vectors.subarray(source * dim, (source + 1) * dim), r * dim);
   });
-  const catalog = embeddingMatrix(data, dim);
   // Per query: label of each catalog row (1 = positive) and which rows it may retrieve.
   const labelOf = new Map<string, Map<number, number>>();
   set.querySkus.forEach((query, i) => {
@@ -285,6 +284,22 @@ export async function evaluateTopK(
   });
   const queryRows = queries.map((q) => rowOf.get(q)!);
   const search = { k, candidateMask: (position: number) => masks[position] };
+  const common = { model: model.name, distance, k, ks, catalogSize: candidates.length, queries, skus, labelOf, masks };
+  if (model.pairDistances) {
+    // A pair scorer has no vectors to index: each query's allowed candidates are scored and the k closest kept.
+    const retrieved = queries.map((query, p): Neighbours => {
+      const rows = [...labelOf.get(query)!.keys()].filter((r) => masks[p][r]);
+      const d = model.pairDistances!(rows.map(() => query), rows.map((r) => skus[r]), `top-k on ${set.split}`);
+      const order = rows.map((_, i) => i).sort((a, b) => d[a] - d[b] || rows[a] - rows[b]).slice(0, k);
+      return {
+        query: queryRows[p],
+        indices: Int32Array.from(order, (i) => rows[i]),
+        distances: Float64Array.from(order, (i) => d[i]),
+      };
+    });
+    return topKEvaluation({ ...common, search: "exact (pairs scored)", retrieved });
+  }
+  const catalog = embeddingMatrix(data, dim);
   // Exact search runs when it is the search itself, or the reference of the approximate index's recall.
   const exact = !options.index || options.approximate
     ? exactTopK(catalog, queryRows, { ...search, metric: distance })
@@ -318,6 +333,30 @@ export async function evaluateTopK(
       distances: Float64Array.from(hits, (hit) => hit.distance),
     }));
   }
+  const evaluation = topKEvaluation({ ...common, search: backend, retrieved });
+  if (options.approximate) {
+    const index = await buildApproximateIndex(catalog, { metric: distance });
+    const approximate = index.searchRows(queryRows, search);
+    evaluation.approximate = { kind: index.kind, recall: approximateRecall(exact!, approximate).recall };
+  }
+  return evaluation;
+}
+
+/** The top-k result from what each query retrieved (rows of `skus`), its labels and what it was allowed. */
+function topKEvaluation(options: {
+  model: string;
+  distance: EmbeddingDistance;
+  k: number;
+  ks: readonly number[];
+  catalogSize: number;
+  search: string;
+  queries: readonly string[];
+  skus: readonly string[];
+  labelOf: ReadonlyMap<string, ReadonlyMap<number, number>>;
+  masks: readonly Uint8Array[];
+  retrieved: readonly Neighbours[];
+}): TopKEvaluation {
+  const { model, distance, k, ks, catalogSize, search, queries, skus, labelOf, masks, retrieved } = options;
   const perQuery: TopKQueryRow[] = [];
   const neighbours: TopKEvaluation["neighbours"] = [];
   retrieved.forEach((result: Neighbours, p) => {
@@ -351,22 +390,7 @@ export async function evaluateTopK(
   }
   summary.queries = perQuery.length;
   summary.queriesEvaluated = evaluated.length;
-  const evaluation: TopKEvaluation = {
-    model: model.name,
-    distance,
-    k,
-    catalogSize: candidates.length,
-    search: backend,
-    summary,
-    perQuery,
-    neighbours,
-  };
-  if (options.approximate) {
-    const index = await buildApproximateIndex(catalog, { metric: distance });
-    const approximate = index.searchRows(queryRows, search);
-    evaluation.approximate = { kind: index.kind, recall: approximateRecall(exact!, approximate).recall };
-  }
-  return evaluation;
+  return { model, distance, k, catalogSize, search, summary, perQuery, neighbours };
 }
 
 /** One model's headline numbers, for the comparison table. */

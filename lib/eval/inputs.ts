@@ -16,9 +16,16 @@ export type EmbeddingDistance = "euclidean" | "cosine";
 /** An embedding table under the name it has in tables and plots ("SiameseRuCLIP", "SBERT zero-shot", ...). */
 export interface NamedEmbeddings {
   name: string;
+  /** The vectors; a pair scorer's table lists its products with `dim` 0 and no vectors. */
   table: EmbeddingTable;
   /** Overrides `table.info.distance` (e.g. to compare tower features by both distances). */
   distance?: EmbeddingDistance;
+  /**
+   * A model that compares two products without a dense vector each (the lexical baseline's sparse TF-IDF):
+   * the distance of each (left, right) pair, throwing naming a product it does not know. Such a model
+   * takes part in every pair and ranking comparison, not in vector search.
+   */
+  pairDistances?: (left: readonly string[], right: readonly string[], where: string) => Float64Array;
 }
 
 /** The rendered pairs of one split (label 1 = same product), as parallel arrays. */
@@ -178,6 +185,7 @@ export function pairDistances(
   if (left.length !== right.length) {
     throw new Error(`${where}: ${left.length} left SKUs but ${right.length} right SKUs`);
   }
+  if (model.pairDistances) return model.pairDistances(left, right, where);
   const { skus, vectors, dim } = model.table;
   const rowOf = new Map(skus.map((sku, i) => [sku, i]));
   const metric = distanceOf(model);

@@ -8,8 +8,16 @@
  */
 import { readProcessed } from "../data/make_dataset.ts";
 import { datasetLayout } from "../data/layout.ts";
-import { readPairSet } from "./inputs.ts";
-import { fitTfidf, lexicalPairScores, type TfidfModel, type TfidfOptions } from "./lexical.ts";
+import { type LoadedEmbeddings, type NamedEmbeddings, readPairSet } from "./inputs.ts";
+import {
+  fitTfidf,
+  lexicalPairScores,
+  sparseDot,
+  type SparseVector,
+  type TfidfModel,
+  type TfidfOptions,
+  tfidfVector,
+} from "./lexical.ts";
 import { applyThreshold, chooseThreshold, type ChosenThreshold, type PairReport } from "./pair_metrics.ts";
 import { dataDir } from "../paths.ts";
 import { queryPairRanking, type RankingSummary } from "./ranking.ts";
@@ -103,4 +111,107 @@ export function lexicalBaseline(options: LexicalBaselineOptions): LexicalBaselin
     };
   });
   return { model, fields, chosen, tests };
+}
+
+/**
+ * The suite's lexical baseline, one definition for every comparison of the testing notebooks: the cosine
+ * of character n-gram (3-5, within words) TF-IDF vectors of the product names, the IDF fitted on the
+ * training split's products only, its threshold chosen on validation by the same rule as the models'.
+ */
+export const SUITE_LEXICAL_BASELINE = {
+  name: "TF-IDF cosine",
+  tag: "lexical_tfidf",
+  fields: ["name"],
+  tfidf: { analyzer: "char_wb", ngramRange: [3, 5] },
+} as const satisfies { name: string; tag: string; fields: readonly string[]; tfidf: TfidfOptions };
+
+/** Options of `lexicalEmbeddings`. */
+export interface LexicalModelOptions {
+  root?: string;
+  /** Default "train". */
+  trainSplit?: string;
+  /** Default SUITE_LEXICAL_BASELINE's. */
+  name?: string;
+  tag?: string;
+  fields?: readonly string[];
+  tfidf?: TfidfOptions;
+}
+
+/**
+ * The lexical baseline as a model of the comparisons (a `NamedEmbeddings` that scores pairs): TF-IDF
+ * fitted on the texts of the training split's products, distance 1 - cosine (1 for a text with no known
+ * term). Each product's vector is made once.
+ */
+export function lexicalEmbeddings(dataset: string, options: LexicalModelOptions = {}): NamedEmbeddings {
+  const root = options.root ?? dataDir();
+  const spec = SUITE_LEXICAL_BASELINE;
+  const fields = [...(options.fields ?? spec.fields)];
+  const tfidf: TfidfOptions = options.tfidf ??
+    { analyzer: spec.tfidf.analyzer, ngramRange: [...spec.tfidf.ngramRange] };
+  const trainSplit = options.trainSplit ?? "train";
+  const texts = productTexts(dataset, fields, root);
+  const train = readPairSet(datasetLayout(dataset, root).splitsDir, trainSplit);
+  const trainSkus = [...new Set([...train.skuLeft, ...train.skuRight])].sort();
+  const model = fitTfidf(
+    trainSkus.map((sku) => {
+      const text = texts.get(sku);
+      if (text === undefined) throw new Error(`training product ${sku} is not in the products table of ${dataset}`);
+      return text;
+    }),
+    tfidf,
+  );
+  const name = options.name ?? spec.name;
+  const vectors = new Map<string, SparseVector>();
+  const vectorOf = (sku: string, i: number, side: string, where: string) => {
+    let vector = vectors.get(sku);
+    if (!vector) {
+      const text = texts.get(sku);
+      if (text === undefined) {
+        throw new Error(`${where}: ${side} SKU ${sku} of pair ${i} is not in the products table of ${dataset}`);
+      }
+      vectors.set(sku, vector = tfidfVector(model, text));
+    }
+    return vector;
+  };
+  const analyzer = model.analyzer === "char_wb"
+    ? `character ${model.ngramRange[0]}-${model.ngramRange[1]}-grams`
+    : "word";
+  return {
+    name,
+    table: {
+      skus: [...texts.keys()],
+      vectors: new Float32Array(0),
+      dim: 0,
+      info: {
+        tag: options.tag ?? spec.tag,
+        kind: "lexical",
+        source: `TF-IDF (${analyzer}) of ${fields.join(" + ")}, fitted on the ${trainSkus.length} products of ` +
+          `the ${trainSplit} split (${model.vocabulary.size} terms)`,
+        distance: "cosine",
+      },
+    },
+    pairDistances: (left, right, where) => {
+      const distances = new Float64Array(left.length);
+      for (let i = 0; i < left.length; i++) {
+        distances[i] = 1 - sparseDot(vectorOf(left[i], i, "left", where), vectorOf(right[i], i, "right", where));
+      }
+      return distances;
+    },
+  };
+}
+
+/**
+ * Adds the suite's lexical baseline to loaded models (last); when it cannot be made (no training split
+ * yet, say), it is listed among the missing models with the reason, as a missing embedding table is.
+ */
+export function withLexicalBaseline(loaded: LoadedEmbeddings, dataset: string, root?: string): LoadedEmbeddings {
+  try {
+    return { models: [...loaded.models, lexicalEmbeddings(dataset, { root })], missing: loaded.missing };
+  } catch (error) {
+    const spec = SUITE_LEXICAL_BASELINE;
+    return {
+      models: loaded.models,
+      missing: [...loaded.missing, { name: spec.name, tag: spec.tag, reason: (error as Error).message }],
+    };
+  }
 }
