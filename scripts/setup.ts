@@ -8,10 +8,11 @@
  *
  * - notebooks: `jupyter nbconvert`, nbclient (the notebook runner's Python driver) and the Deno kernel;
  * - tests: also Mesa's Vulkan driver and the Vulkan loader, so that WebGPU has a (software) adapter for the
- *   WebGPU backend tests and the packed gpu-check.
+ *   WebGPU backend tests and the packed gpu-check; and XGBoost's library (the boosted pair classifier).
  */
 import { jupyterPython } from "../lib/notebook/runner.ts";
 import { findIcdFiles, findLoader } from "../lib/bench/gpu_info.ts";
+import { loadXGBoost, XGBOOST_PACKAGE } from "../lib/match/xgboost.ts";
 
 async function run(
   cmd: string[],
@@ -60,10 +61,24 @@ export const VULKAN: Requirement = {
   apt: ["mesa-vulkan-drivers", "libvulkan1"],
 };
 
+/** XGBoost's shared library, loaded through Deno FFI by lib/match/xgboost.ts. */
+export const XGBOOST: Requirement = {
+  what: "XGBoost's library (libxgboost.so.0)",
+  present: () => {
+    try {
+      loadXGBoost();
+      return Promise.resolve(true);
+    } catch {
+      return Promise.resolve(false);
+    }
+  },
+  apt: [XGBOOST_PACKAGE],
+};
+
 /** What each entry point needs. */
 export const REQUIREMENTS: Record<"notebooks" | "tests", Requirement[]> = {
   notebooks: [JUPYTER],
-  tests: [JUPYTER, VULKAN],
+  tests: [JUPYTER, VULKAN, XGBOOST],
 };
 
 function isRoot(): boolean {

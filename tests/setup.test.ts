@@ -9,6 +9,7 @@ import {
   REQUIREMENTS,
   setupTarget,
   VULKAN,
+  XGBOOST,
 } from "../scripts/setup.ts";
 
 const absent = (what: string, apt: string[], pip?: string[]): Requirement => ({
@@ -19,10 +20,12 @@ const absent = (what: string, apt: string[], pip?: string[]): Requirement => ({
 });
 
 describe("setup", () => {
-  it("the tests need the notebooks' jupyter and the Vulkan software adapter", () => {
+  it("the tests need the notebooks' jupyter, the Vulkan software adapter and XGBoost's library", async () => {
     expect(REQUIREMENTS.notebooks).toEqual([JUPYTER]);
-    expect(REQUIREMENTS.tests).toEqual([JUPYTER, VULKAN]);
+    expect(REQUIREMENTS.tests).toEqual([JUPYTER, VULKAN, XGBOOST]);
     expect(VULKAN.apt).toEqual(["mesa-vulkan-drivers", "libvulkan1"]);
+    expect(XGBOOST.apt).toEqual(["libxgboost0"]);
+    expect(await XGBOOST.present()).toBe(true); // deno task test installed it
   });
 
   it("reads --for notebooks|tests and names what is allowed otherwise", () => {
