@@ -6,9 +6,10 @@
  *   deno run -A scripts/setup.ts                 # what the notebooks need (deno task demo, deno task notebooks)
  *   deno run -A scripts/setup.ts --for tests     # that, plus what the tests need (deno task test)
  *
- * - notebooks: `jupyter nbconvert`, nbclient (the notebook runner's Python driver) and the Deno kernel;
+ * - notebooks: `jupyter nbconvert`, nbclient (the notebook runner's Python driver), the Deno kernel and
+ *   XGBoost's library (the pair classifier of clip_siamese_test);
  * - tests: also Mesa's Vulkan driver and the Vulkan loader, so that WebGPU has a (software) adapter for the
- *   WebGPU backend tests and the packed gpu-check; and XGBoost's library (the boosted pair classifier).
+ *   WebGPU backend tests and the packed gpu-check.
  */
 import { jupyterPython } from "../lib/notebook/runner.ts";
 import { findIcdFiles, findLoader } from "../lib/bench/gpu_info.ts";
@@ -77,7 +78,7 @@ export const XGBOOST: Requirement = {
 
 /** What each entry point needs. */
 export const REQUIREMENTS: Record<"notebooks" | "tests", Requirement[]> = {
-  notebooks: [JUPYTER],
+  notebooks: [JUPYTER, XGBOOST],
   tests: [JUPYTER, VULKAN, XGBOOST],
 };
 

@@ -20,3 +20,16 @@ export function mulberry32(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** The notebooks the end-to-end tests run on an imported dataset: import, training, embeddings, every test. */
+export const IMPORTED_DATASET_NOTEBOOKS = [
+  "import_pairwise_dataset",
+  "contrastive_train_data-splitting-by-query",
+  "compute_embeddings_contrastive-siamese",
+  "compute_embeddings_sbert",
+  "contrastive_test_embs_from-pairwise-rendered",
+  "contrastive_test_embs_from-pairwise-queries",
+  "contrastive_test_embs_from-source",
+  "contrastive_test_embs_from-source_ruclip-only",
+  "clip_siamese_test",
+] as const;

@@ -11,6 +11,7 @@ import { projectRoot } from "../lib/paths.ts";
 import { loadSuite } from "../lib/notebook/runner.ts";
 import { readParquetKeyValueMetadata } from "../lib/eval/predictions.ts";
 import { type CellRecord, runCellsInKernel } from "./kernel_client.ts";
+import { IMPORTED_DATASET_NOTEBOOKS } from "./helpers.ts";
 
 interface NotebookCell {
   cell_type: string;
@@ -171,14 +172,7 @@ describe("notebook suite, end to end", () => {
         join(projectRoot, "scripts", "notebooks.ts"),
         "--preset",
         "test",
-        "import_pairwise_dataset",
-        "contrastive_train_data-splitting-by-query",
-        "compute_embeddings_contrastive-siamese",
-        "compute_embeddings_sbert",
-        "contrastive_test_embs_from-pairwise-rendered",
-        "contrastive_test_embs_from-pairwise-queries",
-        "contrastive_test_embs_from-source",
-        "contrastive_test_embs_from-source_ruclip-only",
+        ...IMPORTED_DATASET_NOTEBOOKS,
       ],
       cwd: projectRoot,
       env: {

@@ -11,24 +11,21 @@ import { expect } from "expect";
 import { join } from "node:path";
 import { projectRoot } from "../lib/paths.ts";
 import { writeDittoFixture, writeMagellanFixture } from "./format_fixtures.ts";
-
-const NOTEBOOKS = [
-  "import_pairwise_dataset",
-  "contrastive_train_data-splitting-by-query",
-  "compute_embeddings_contrastive-siamese",
-  "compute_embeddings_sbert",
-  "contrastive_test_embs_from-pairwise-rendered",
-  "contrastive_test_embs_from-pairwise-queries",
-  "contrastive_test_embs_from-source",
-  "contrastive_test_embs_from-source_ruclip-only",
-];
+import { IMPORTED_DATASET_NOTEBOOKS } from "./helpers.ts";
 
 /** Runs the import, training, embedding and testing notebooks on one shape; returns the reports folder. */
 async function runSuiteOn(dataset: string, shape: Record<string, string>): Promise<{ data: string; reports: string }> {
   const data = await Deno.makeTempDir({ prefix: `e2e-${dataset}-data-` });
   const reports = await Deno.makeTempDir({ prefix: `e2e-${dataset}-reports-` });
   const run = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(projectRoot, "scripts", "notebooks.ts"), "--preset", "test", ...NOTEBOOKS],
+    args: [
+      "run",
+      "-A",
+      join(projectRoot, "scripts", "notebooks.ts"),
+      "--preset",
+      "test",
+      ...IMPORTED_DATASET_NOTEBOOKS,
+    ],
     cwd: projectRoot,
     env: {
       CLIP_SIAMESE_DATA: data,
@@ -57,7 +54,14 @@ async function runSuiteOn(dataset: string, shape: Record<string, string>): Promi
   // The lexical baseline is in every comparison, on every dataset.
   const headlines = (Object.values(metrics.notebooks) as { headline?: Record<string, unknown> }[])
     .flatMap((n) => n.headline && Object.keys(n.headline).length ? [n.headline] : []);
-  expect(headlines.length).toBeGreaterThanOrEqual(3);
+  expect(headlines.length).toBeGreaterThanOrEqual(4);
+  // The pair classifier ran with the Siamese features and without them.
+  const classifier = metrics.notebooks["clip_siamese_test"].headline;
+  expect(Object.keys(classifier)).toEqual(expect.arrayContaining([
+    "pair classifier (evidence + Siamese)",
+    "pair classifier (evidence only)",
+    "SiameseRuCLIP",
+  ]));
   for (const headline of headlines) expect(Object.keys(headline)).toContain("TF-IDF cosine");
   const pretrained = JSON.parse(
     await Deno.readTextFile(join(data, "train_results", dataset, "text_tower_pretrained", "config.json")),

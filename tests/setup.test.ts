@@ -20,8 +20,8 @@ const absent = (what: string, apt: string[], pip?: string[]): Requirement => ({
 });
 
 describe("setup", () => {
-  it("the tests need the notebooks' jupyter, the Vulkan software adapter and XGBoost's library", async () => {
-    expect(REQUIREMENTS.notebooks).toEqual([JUPYTER]);
+  it("the tests need the notebooks' jupyter, XGBoost's library and the Vulkan software adapter", async () => {
+    expect(REQUIREMENTS.notebooks).toEqual([JUPYTER, XGBOOST]);
     expect(REQUIREMENTS.tests).toEqual([JUPYTER, VULKAN, XGBOOST]);
     expect(VULKAN.apt).toEqual(["mesa-vulkan-drivers", "libvulkan1"]);
     expect(XGBOOST.apt).toEqual(["libxgboost0"]);

@@ -45,6 +45,10 @@ export const TESTING_NOTEBOOKS: readonly { notebook: string; title: string }[] =
     notebook: "contrastive_test_embs_from-source_ruclip-only",
     title: "Top-k retrieval: raw tower features and SBERT baselines",
   },
+  {
+    notebook: "clip_siamese_test",
+    title: "Pair classifier: evidence of both records, with and without the Siamese features",
+  },
 ];
 
 /**
@@ -68,6 +72,7 @@ export const SUMMARY_METRICS: Readonly<Record<string, readonly string[]>> = {
     "approximate_recall",
   ],
   "contrastive_test_embs_from-source_ruclip-only": ["recall@{k}", "mrr@{k}", "map@{k}"],
+  "clip_siamese_test": ["test_f1", "test_roc_auc", "test_average_precision", "mrr", "map"],
 };
 
 /**

@@ -1,0 +1,216 @@
+/**
+ * The pair classifier on a dataset of the suite's layout, the way the testing notebooks evaluate a
+ * model: fitted on the training split's pairs (early stopping on validation), its threshold chosen on
+ * validation by the suite's rule and applied unchanged to the test pairs; each test query's candidates (the
+ * split's query-candidate table, as the query-candidates notebook ranks them) are ranked by its probability.
+ * Run with and without the Siamese features, so the comparison shows what the learnt part adds; the
+ * bi-encoder and the baselines are scored on the same pairs by `scoredPairsTrial`.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { datasetLayout } from "../data/layout.ts";
+import { dataDir } from "../paths.ts";
+import {
+  type NamedEmbeddings,
+  pairDistances,
+  type PairSet,
+  type QueryCandidateSet,
+  readPairSet,
+  readQueryCandidateSet,
+} from "../eval/inputs.ts";
+import { applyThreshold, chooseThreshold, type ChosenThreshold, type PairReport } from "../eval/pair_metrics.ts";
+import { queryPairRanking, type RankingSummary } from "../eval/ranking.ts";
+import type { ThresholdRule } from "../eval/threshold.ts";
+import { type BoostedClassifierOptions, fitBoostedClassifier } from "./boosted_classifier.ts";
+import {
+  chooseClassifierThreshold,
+  type LabelledMatrix,
+  meanAbsoluteContributions,
+  type PairClassifier,
+} from "./classifier.ts";
+import { PAIR_EVIDENCE_FEATURES } from "./pair_evidence.ts";
+import { evidenceOnly, evidenceRecords, fitPairFeatures, pairFeatures, type SiameseSources } from "./pair_features.ts";
+
+/** The names the comparison gives the two classifiers. */
+export const CLASSIFIER_NAMES = {
+  full: "pair classifier (evidence + Siamese)",
+  evidence: "pair classifier (evidence only)",
+} as const;
+
+/** The pairs a trial reads: training, validation and test pairs, and the test split's query candidates. */
+export interface TrialSplits {
+  train: PairSet;
+  validation: PairSet;
+  test: PairSet;
+  /** Every (query, candidate) of the test split (`<split>_query_candidates.parquet`), ranked per query. */
+  candidates: PairSet;
+}
+
+/** One model scored on a split's pairs: its validation threshold, its test report and ranking. */
+export interface PairTrial {
+  model: string;
+  chosen: ChosenThreshold;
+  test: PairReport;
+  /** Each test query's candidates ranked by the model: MRR, mAP (full list), ... */
+  ranking: RankingSummary;
+  testScores: Float64Array;
+}
+
+/** A classifier's trial, with the classifier and why it decides (mean |SHAP| on the test pairs). */
+export interface ClassifierTrial extends PairTrial {
+  classifier: PairClassifier;
+  importances: { feature: string; importance: number }[];
+  /** The test pairs' features as this classifier reads them (to explain single pairs). */
+  testMatrix: LabelledMatrix;
+  /** Where it was saved, when asked. */
+  savedTo?: string;
+}
+
+/** Options of `evaluatePairClassifiers`. */
+export interface ClassifierEvaluationOptions {
+  dataset: string;
+  root?: string;
+  rule: ThresholdRule;
+  /** The embeddings of the Siamese features; null: only the evidence-only classifier. */
+  siamese: SiameseSources | null;
+  trainSplit?: string;
+  validationSplit?: string;
+  testSplit?: string;
+  boosted?: BoostedClassifierOptions;
+  /** Save each classifier under `<saveDir>/<full|evidence>/`. */
+  saveDir?: string;
+}
+
+/** The headline numbers of a trial, named as the other testing notebooks name them. */
+export function trialHeadline(trial: PairTrial): Record<string, number> {
+  const { chosen, test, ranking } = trial;
+  return {
+    val_f1: chosen.validation.f1,
+    test_precision: test.precision,
+    test_recall: test.recall,
+    test_f1: test.f1,
+    test_roc_auc: test.rocAuc,
+    test_average_precision: test.averagePrecision,
+    mrr: ranking.mrr,
+    map: ranking.map,
+  };
+}
+
+/** A query-candidate table as pairs (the query on the left), to score like any pair set. */
+export function candidatePairs(set: QueryCandidateSet): PairSet {
+  return {
+    split: set.split,
+    skuLeft: set.querySkus,
+    skuRight: set.candidateSkus,
+    labels: set.labels,
+    kinds: set.classes,
+    querySkus: set.querySkus,
+  };
+}
+
+function ranking(candidates: PairSet, scores: ArrayLike<number>): RankingSummary {
+  return queryPairRanking({
+    queries: candidates.querySkus,
+    left: candidates.skuLeft,
+    right: candidates.skuRight,
+    scores,
+    labels: candidates.labels,
+  }).summary;
+}
+
+/** A bi-encoder or baseline on the same pairs: scores are -distance, the threshold chosen on validation. */
+export function scoredPairsTrial(model: NamedEmbeddings, splits: TrialSplits, rule: ThresholdRule): PairTrial {
+  const score = (set: PairSet) => pairDistances(model, set.skuLeft, set.skuRight, `${set.split} pairs`).map((d) => -d);
+  const chosen = chooseThreshold(splits.validation.labels, score(splits.validation), rule);
+  const testScores = score(splits.test);
+  return {
+    model: model.name,
+    chosen,
+    test: applyThreshold(chosen, splits.test.labels, testScores),
+    ranking: ranking(splits.candidates, score(splits.candidates)),
+    testScores,
+  };
+}
+
+/** The feature matrices of a trial's pair sets. */
+interface TrialMatrices {
+  train: LabelledMatrix;
+  validation: LabelledMatrix;
+  test: LabelledMatrix;
+  candidates: LabelledMatrix;
+}
+
+async function classifierTrial(
+  name: string,
+  x: TrialMatrices,
+  splits: TrialSplits,
+  options: ClassifierEvaluationOptions,
+  folder: string,
+): Promise<ClassifierTrial> {
+  const classifier = await fitBoostedClassifier(x.train, x.validation, options.boosted);
+  try {
+    const chosen = await chooseClassifierThreshold(classifier, x.validation, options.rule);
+    const testScores = await classifier.predictProbabilities(x.test);
+    const trial: ClassifierTrial = {
+      model: name,
+      chosen,
+      test: applyThreshold(chosen, splits.test.labels, testScores),
+      ranking: ranking(splits.candidates, await classifier.predictProbabilities(x.candidates)),
+      testScores,
+      classifier,
+      importances: meanAbsoluteContributions(await classifier.contributions(x.test)),
+      testMatrix: x.test,
+    };
+    if (options.saveDir) {
+      trial.savedTo = join(options.saveDir, folder);
+      await classifier.save(trial.savedTo);
+    }
+    return trial;
+  } catch (error) {
+    classifier.dispose();
+    throw error;
+  }
+}
+
+/**
+ * Fits and evaluates the boosted pair classifier on the dataset's splits: with the Siamese features
+ * (when `siamese` is given) and without them. The caller disposes the classifiers.
+ */
+export async function evaluatePairClassifiers(options: ClassifierEvaluationOptions): Promise<{
+  splits: TrialSplits;
+  trials: ClassifierTrial[];
+}> {
+  const root = options.root ?? dataDir();
+  const splitsDir = datasetLayout(options.dataset, root).splitsDir;
+  const testSplit = options.testSplit ?? "test";
+  const splits: TrialSplits = {
+    train: readPairSet(splitsDir, options.trainSplit ?? "train"),
+    validation: readPairSet(splitsDir, options.validationSplit ?? "val"),
+    test: readPairSet(splitsDir, testSplit),
+    candidates: candidatePairs(readQueryCandidateSet(splitsDir, testSplit)),
+  };
+  const model = fitPairFeatures(evidenceRecords(options.dataset, root), splits.train, options.siamese);
+  const full: TrialMatrices = {
+    train: pairFeatures(model, splits.train),
+    validation: pairFeatures(model, splits.validation),
+    test: pairFeatures(model, splits.test),
+    candidates: pairFeatures(model, splits.candidates),
+  };
+  const only = (m: LabelledMatrix) => evidenceOnly(m, PAIR_EVIDENCE_FEATURES);
+  const evidence: TrialMatrices = {
+    train: only(full.train),
+    validation: only(full.validation),
+    test: only(full.test),
+    candidates: only(full.candidates),
+  };
+  const trials: ClassifierTrial[] = [];
+  try {
+    if (options.siamese) trials.push(await classifierTrial(CLASSIFIER_NAMES.full, full, splits, options, "full"));
+    trials.push(await classifierTrial(CLASSIFIER_NAMES.evidence, evidence, splits, options, "evidence"));
+  } catch (error) {
+    trials.forEach((t) => t.classifier.dispose());
+    throw error;
+  }
+  return { splits, trials };
+}
