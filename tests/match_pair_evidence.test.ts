@@ -10,6 +10,7 @@ import {
   numberTokens,
   PAIR_EVIDENCE_FEATURES,
   pairEvidence,
+  quantityTokens,
 } from "../lib/match/pair_evidence.ts";
 
 const records: EvidenceRecord[] = [
@@ -26,6 +27,17 @@ describe("pair evidence", () => {
   it("reads codes and numbers the way product titles write them", () => {
     expect([...codeTokens("RTX-3080 card, st4000vn008 and A52")].sort()).toEqual(["a52", "rtx3080", "st4000vn008"]);
     expect([...numberTokens("3,5 inch 4 TB, 128 GB")].sort()).toEqual(["128", "3.5", "4"]);
+    // Quantities with their unit, normalised across spellings and alphabets; a bare number or "m2" is none.
+    expect([...quantityTokens('HDD 4TB 3,5" 128 MB, 7200rpm, 500 мл, 2 m, 12V 1.5A, m2 slot')]).toEqual([
+      "4tb",
+      "3.5in",
+      "128mb",
+      "7200rpm",
+      "500ml",
+      "2m",
+      "12v",
+    ]);
+    expect([...quantityTokens("4 ТБ жёсткий диск")]).toEqual(["4tb"]);
   });
 
   it("scores the matching pair above the look-alikes on the features that tell them apart", () => {
@@ -42,6 +54,12 @@ describe("pair evidence", () => {
     expect(column(values, 0, "brand_equal")).toBe(1);
     expect(column(values, 0, "tfidf_word_description")).toBeNaN();
     expect(column(values, 0, "price_ratio")).toBeCloseTo(100 / 105, 6);
+    // "ST4000VN008" (and "4TB") of one title are inside the other's text; both state 4 TB.
+    expect(column(values, 0, "code_in_other_text")).toBe(1);
+    expect(column(values, 0, "quantity_jaccard")).toBeCloseTo(1 / 3, 6); // {4tb, 3.5in, 5900rpm} vs {4tb}
+    expect(column(values, 0, "quantity_conflict")).toBe(0);
+    expect(column(values, 2, "quantity_conflict")).toBe(1); // 4TB vs 8TB
+    expect(column(values, 0, "name_edit_similarity")).toBeGreaterThan(column(values, 1, "name_edit_similarity"));
     // other brand
     expect(column(values, 1, "brand_equal")).toBe(0);
     expect(column(values, 1, "tfidf_word_description")).toBeGreaterThan(0);

@@ -14,6 +14,7 @@
  */
 import { fitTfidf, sparseDot, type SparseVector, type TfidfModel, tfidfVector } from "../eval/lexical.ts";
 import { parseSizes, type ProductSize } from "../data/sizes.ts";
+import { distance as levenshtein } from "fastest-levenshtein";
 
 /** The fields of a product the evidence reads (missing ones are null or ""). */
 export interface EvidenceRecord {
@@ -32,14 +33,18 @@ export const PAIR_EVIDENCE_FEATURES = [
   "tfidf_word_description",
   "tfidf_word_all",
   "tfidf_char_all",
+  "name_edit_similarity",
   "token_jaccard_name",
   "token_containment_name",
   "code_shared",
   "code_conflict",
   "code_jaccard",
+  "code_in_other_text",
   "number_jaccard_name",
   "number_conflict_name",
   "number_jaccard_all",
+  "quantity_jaccard",
+  "quantity_conflict",
   "size_match",
   "size_conflict",
   "price_ratio",
@@ -92,6 +97,67 @@ export function codeTokens(text: string): Set<string> {
     if (code.length >= 3 && /\p{L}/u.test(code) && /\p{N}/u.test(code)) codes.add(code);
   }
   return codes;
+}
+
+/** Units a quantity is written in, longest first, and the unit each stands for ("gb" for "гб"). */
+const UNITS: readonly [string, string][] = [
+  ["tb", "tb"],
+  ["тб", "tb"],
+  ["gb", "gb"],
+  ["гб", "gb"],
+  ["mb", "mb"],
+  ["мб", "mb"],
+  ["mah", "mah"],
+  ["мач", "mah"],
+  ["ghz", "ghz"],
+  ["mhz", "mhz"],
+  ["hz", "hz"],
+  ["гц", "hz"],
+  ["kw", "kw"],
+  ["квт", "kw"],
+  ["w", "w"],
+  ["вт", "w"],
+  ["v", "v"],
+  ["в", "v"],
+  ["mm", "mm"],
+  ["мм", "mm"],
+  ["cm", "cm"],
+  ["см", "cm"],
+  ["ml", "ml"],
+  ["мл", "ml"],
+  ["kg", "kg"],
+  ["кг", "kg"],
+  ["g", "g"],
+  ["г", "g"],
+  ["l", "l"],
+  ["л", "l"],
+  ["inch", "in"],
+  ["in", "in"],
+  ['"', "in"],
+  ["rpm", "rpm"],
+  ["mp", "mp"],
+  ["мп", "mp"],
+  ["m", "m"],
+  ["м", "m"],
+];
+const QUANTITY = new RegExp(
+  `(?<![\\p{L}\\p{N}.,])(\\d+(?:[.,]\\d+)?)\\s?(${
+    UNITS.map(([u]) => u).sort((a, b) => b.length - a.length).join("|")
+  })(?![\\p{L}])`,
+  "giu",
+);
+
+/**
+ * Quantities with their unit ("4TB", "128 GB", "3,5\"", "500 мл"), normalised to number + unit ("4tb",
+ * "128gb", "3.5in", "500ml"): the specification a title states, which two offers of one product share.
+ */
+export function quantityTokens(text: string): Set<string> {
+  const out = new Set<string>();
+  const unitOf = new Map(UNITS);
+  for (const match of clean(text).toLowerCase().matchAll(QUANTITY)) {
+    out.add(`${Number(match[1].replace(",", "."))}${unitOf.get(match[2].toLowerCase()) ?? match[2]}`);
+  }
+  return out;
 }
 
 /** The numbers written in a text ("4", "3.5", "128"), with a decimal comma read as a point. */
@@ -163,6 +229,8 @@ interface RecordView {
   codes: Set<string>;
   nameNumbers: Set<string>;
   allNumbers: Set<string>;
+  quantities: Set<string>;
+  allCompact: string;
   sizes: ProductSize[];
   brand: string;
   nameCompact: string;
@@ -190,6 +258,8 @@ function view(model: PairEvidenceModel, record: EvidenceRecord): RecordView {
     codes: codeTokens(all),
     nameNumbers: numberTokens(name),
     allNumbers: numberTokens(all),
+    quantities: quantityTokens(all),
+    allCompact: all.toLowerCase().replace(/[^\p{L}\p{N}]+/gu, ""),
     sizes: parseSizes(all),
     brand: normalBrand(record.brand),
     nameCompact: name.toLowerCase().replace(/[^\p{L}\p{N}]+/gu, ""),
@@ -213,6 +283,9 @@ function features(a: RecordView, b: RecordView): number[] {
   const brandInOther = (a.brand !== "" && b.nameCompact.includes(a.brand)) ||
     (b.brand !== "" && a.nameCompact.includes(b.brand));
   const maxLength = Math.max(a.nameLength, b.nameLength);
+  const quantitiesBoth = a.quantities.size > 0 && b.quantities.size > 0;
+  const codesInOther = (codes: Set<string>, text: string) => [...codes].filter((c) => text.includes(c)).length;
+  const nameDistance = Math.max(a.nameCompact.length, b.nameCompact.length);
   const row: Record<PairEvidenceFeature, number> = {
     tfidf_word_name: sparseDot(a.wordName, b.wordName),
     tfidf_char_name: sparseDot(a.charName, b.charName),
@@ -221,14 +294,20 @@ function features(a: RecordView, b: RecordView): number[] {
       : NaN,
     tfidf_word_all: sparseDot(a.wordAll, b.wordAll),
     tfidf_char_all: sparseDot(a.charAll, b.charAll),
+    name_edit_similarity: nameDistance > 0 ? 1 - levenshtein(a.nameCompact, b.nameCompact) / nameDistance : NaN,
     token_jaccard_name: minTokens > 0 ? jaccard(a.nameTokens, b.nameTokens) : NaN,
     token_containment_name: minTokens > 0 ? sharedNameTokens / minTokens : NaN,
     code_shared: codesBoth ? (codeShared > 0 ? 1 : 0) : NaN,
     code_conflict: codesBoth ? (codeShared === 0 ? 1 : 0) : NaN,
     code_jaccard: codesBoth ? jaccard(a.codes, b.codes) : NaN,
+    code_in_other_text: a.codes.size + b.codes.size > 0
+      ? (codesInOther(a.codes, b.allCompact) + codesInOther(b.codes, a.allCompact)) / (a.codes.size + b.codes.size)
+      : NaN,
     number_jaccard_name: numbersBoth ? jaccard(a.nameNumbers, b.nameNumbers) : NaN,
     number_conflict_name: numbersBoth ? (sharedCount(a.nameNumbers, b.nameNumbers) === 0 ? 1 : 0) : NaN,
     number_jaccard_all: allNumbersBoth ? jaccard(a.allNumbers, b.allNumbers) : NaN,
+    quantity_jaccard: quantitiesBoth ? jaccard(a.quantities, b.quantities) : NaN,
+    quantity_conflict: quantitiesBoth ? (sharedCount(a.quantities, b.quantities) === 0 ? 1 : 0) : NaN,
     size_match: sizesBoth ? sizes.match : NaN,
     size_conflict: sizesBoth ? sizes.conflict : NaN,
     price_ratio: pricesBoth ? Math.min(a.price!, b.price!) / Math.max(a.price!, b.price!) : NaN,
