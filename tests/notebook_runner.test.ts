@@ -23,6 +23,8 @@ interface Output {
 
 interface ExecutedCell {
   cell_type: string;
+  source?: string | string[];
+  metadata?: { tags?: string[] };
   execution_count?: number | null;
   outputs?: Output[];
 }
@@ -43,7 +45,12 @@ async function writeNotebook(dir: string, name: string, percent: string): Promis
   return path;
 }
 
+/** The executed cells of a notebook, without the banner the runner puts atop a failed copy. */
 async function readCells(path: string): Promise<ExecutedCell[]> {
+  return (await readAllCells(path)).filter((c) => !c.metadata?.tags?.includes("failed-run"));
+}
+
+async function readAllCells(path: string): Promise<ExecutedCell[]> {
   return (JSON.parse(await Deno.readTextFile(path)) as { cells: ExecutedCell[] }).cells;
 }
 
@@ -259,22 +266,61 @@ describe("notebook runner", () => {
     expect(shownText(executed[31])).toContain("tail 99\n");
   });
 
-  it("replaces the other outcome's stale copy: a success removes failed/, a failure the old success", async () => {
+  it("keeps the last good walkthrough when a later run fails, marks the failed copy, and a success clears it", async () => {
     await ensureNotebookEnvironment();
     const dir = await tempDir();
     const out = join(dir, "out");
     const good = "// %%\nconsole.log('fine');\n";
     const path = await writeNotebook(dir, "flaky", good);
     expect((await executeNotebook(path, { outDir: out })).ok).toBe(true);
-    await writeNotebook(dir, "flaky", "// %%\nthrow new Error('now broken');\n");
+    const goodCopy = await Deno.readTextFile(join(out, "flaky.ipynb"));
+    await writeNotebook(dir, "flaky", "// %%\nconst MODE = 'heda';\n// %%\nthrow new Error(`now broken: ${MODE}`);\n");
     const failed = await executeNotebook(path, { outDir: out });
-    expect(failed).toMatchObject({ ok: false, executed: join(out, "failed", "flaky.ipynb") });
-    expect(await exists(join(out, "flaky.ipynb"))).toBe(false);
-    expect(await exists(join(out, "flaky.html"))).toBe(false);
+    expect(failed).toMatchObject({ ok: false, failedCell: "In[2]", executed: join(out, "failed", "flaky.ipynb") });
+    // The good walkthrough is where it was, byte for byte; the failed copy says it failed, where, and why.
+    expect(await Deno.readTextFile(join(out, "flaky.ipynb"))).toBe(goodCopy);
+    expect(await exists(join(out, "flaky.html"))).toBe(true);
+    const marked = await readAllCells(join(out, "failed", "flaky.ipynb"));
+    expect(marked[0].cell_type).toBe("markdown");
+    const banner = [marked[0].source].flat().join("");
+    expect(banner).toContain("**This run of flaky failed at In[2]**");
+    expect(banner).toContain("now broken: heda");
+    expect(banner).toContain("`../flaky.ipynb`");
+    const html = await Deno.readTextFile(join(out, "failed", "flaky.html"));
+    expect(html).toMatch(/<div class="failed-run"[^>]*>This run of flaky failed at In\[2\]/);
     await writeNotebook(dir, "flaky", good);
     expect((await executeNotebook(path, { outDir: out })).ok).toBe(true);
     expect(await exists(join(out, "failed", "flaky.ipynb"))).toBe(false);
     expect(await exists(join(out, "failed", "flaky.html"))).toBe(false);
     expect([...Deno.readDirSync(out)].map((e) => e.name).sort()).toEqual(["flaky.html", "flaky.ipynb"]);
+  });
+
+  it("marks the run records a failing notebook started as failed at its cell", async () => {
+    await ensureNotebookEnvironment();
+    const dir = await tempDir();
+    const data = join(dir, "data");
+    // A notebook that records a run as lib/experiment/run_record.ts does (runner token from the environment), then fails.
+    const path = await writeNotebook(
+      dir,
+      "records",
+      [
+        "// %%",
+        "const dir = Deno.env.get('CLIP_SIAMESE_DATA') + '/runs/r1';",
+        "Deno.mkdirSync(dir, { recursive: true });",
+        "const token = Deno.env.get('CLIP_SIAMESE_RUNNER_TOKEN');",
+        "Deno.writeTextFileSync(dir + '/run.json', JSON.stringify({ id: 'r1', status: 'running', runnerToken: token, started: new Date().toISOString() }));",
+        "// %%",
+        "throw new Error('stopped here');",
+      ].join("\n"),
+    );
+    await Deno.mkdir(join(data, "runs", "other"), { recursive: true });
+    const other = { id: "other", status: "running", runnerToken: "another-run", started: new Date().toISOString() };
+    await Deno.writeTextFile(join(data, "runs", "other", "run.json"), JSON.stringify(other));
+    const result = await executeNotebook(path, { outDir: join(dir, "out"), env: { CLIP_SIAMESE_DATA: data } });
+    expect(result.ok).toBe(false);
+    const record = JSON.parse(await Deno.readTextFile(join(data, "runs", "r1", "run.json")));
+    expect(record).toMatchObject({ status: "failed", failedAt: "In[2]" });
+    expect(record.error).toContain("stopped here");
+    expect(JSON.parse(await Deno.readTextFile(join(data, "runs", "other", "run.json"))).status).toBe("running");
   });
 });

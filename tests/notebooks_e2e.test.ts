@@ -12,6 +12,7 @@ import { loadSuite } from "../lib/notebook/runner.ts";
 import { readParquetKeyValueMetadata } from "../lib/eval/predictions.ts";
 import { type CellRecord, runCellsInKernel } from "./kernel_client.ts";
 import { IMPORTED_DATASET_NOTEBOOKS } from "./helpers.ts";
+import { LocalRunStore } from "../lib/experiment/run_record.ts";
 
 interface NotebookCell {
   cell_type: string;
@@ -111,6 +112,14 @@ describe("notebook suite, end to end", () => {
     const metadata = await readParquetKeyValueMetadata(join(data, "predictions", "demo_geo", predictions[0]));
     expect(Object.keys(metadata).join(" ")).toMatch(/threshold/);
     await Deno.stat(join(data, "train_results", "demo", "best", "model.safetensors"));
+    // The training run left its record: finished, every epoch's curve, parameters with their origin, metrics.
+    const store = new LocalRunStore(join(data, "runs"));
+    const runRecords = (await store.list()).filter((r) => r.notebook === "contrastive_train_data-splitting-by-query");
+    expect(runRecords.length).toBe(1);
+    expect(runRecords[0]).toMatchObject({ status: "finished", dataset: "demo_geo", run: "demo", epochs: 4 });
+    expect(runRecords[0].params.find((p) => p.name === "EPOCHS")).toMatchObject({ value: "4", origin: "environment" });
+    expect(runRecords[0].metrics.test_f1).toBeGreaterThan(0);
+    expect((await store.curves(runRecords[0].id)).map((row) => row.epoch)).toEqual([1, 2, 3, 4]);
     // The residual's scale chosen on validation is the one the best checkpoint's config carries on.
     const summary = JSON.parse(await Deno.readTextFile(join(data, "train_results", "demo", "summary.json")));
     const bestConfig = JSON.parse(await Deno.readTextFile(join(data, "train_results", "demo", "best", "config.json")));

@@ -342,6 +342,14 @@ export async function resolveParams<S extends ParamSpecs>(
   return { values: values as Params<S>, params, warnings: misspelledNames(Object.keys(specs), env) };
 }
 
+/** What each values object `notebookParams` returned was resolved from (for run records). */
+const resolvedByValues = new WeakMap<object, ResolvedParam[]>();
+
+/** The parameters behind values `notebookParams` returned (value, origin, ...), or undefined for other objects. */
+export function resolvedParamsOf(values: object): readonly ResolvedParam[] | undefined {
+  return resolvedByValues.get(values);
+}
+
 /**
  * Resolves and shows a notebook's parameters: one table row per parameter with its value, where it
  * came from and what is allowed, plus a warning for environment names one typo away from a parameter.
@@ -351,6 +359,7 @@ export async function notebookParams<S extends ParamSpecs>(
   options: ParamSourceOptions & { show?: boolean } = {},
 ): Promise<Params<S>> {
   const resolved = await resolveParams(specs, options);
+  resolvedByValues.set(resolved.values, resolved.params);
   if (options.show !== false) {
     const rows = resolved.params.map((p) => ({
       parameter: p.name,

@@ -4,11 +4,13 @@
  * notebook's parameters cell), the kernel started in the notebook's folder, the executed notebook
  * and an HTML rendering written to an output folder. On a failure it stops and reports the cell as
  * Jupyter labels it (`In[n]`), its first lines and the error, and keeps the partly executed
- * notebook under `<outDir>/failed/`.
+ * notebook under `<outDir>/failed/`, marked as failed; the last good walkthrough stays where it was.
+ * The run records the notebook started (lib/experiment/run_record.ts) are marked failed at that cell.
  */
 import { basename, dirname, isAbsolute, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
-import { projectRoot } from "../paths.ts";
+import { dataDir, projectRoot } from "../paths.ts";
+import { LocalRunStore, markRunsFailed, RUNNER_TOKEN_VARIABLE, runsDir } from "../experiment/run_record.ts";
 import { writeFileAtomic } from "../fs.ts";
 import { withPlotlyJs } from "./display.ts";
 
@@ -149,7 +151,12 @@ function driverFailure(error: string): DriverResult {
 }
 
 /** Runs the driver on `path`, writing into `staging`; its result, or a runner error when it gave none. */
-async function runDriver(path: string, staging: string, options: ExecuteOptions): Promise<DriverResult> {
+async function runDriver(
+  path: string,
+  staging: string,
+  options: ExecuteOptions,
+  token: string,
+): Promise<DriverResult> {
   const resultPath = join(staging, "result.json");
   const python = await jupyterPython();
   const args = [driverPath, "--result", resultPath, "--out-notebook", join(staging, "executed.ipynb")];
@@ -159,7 +166,7 @@ async function runDriver(path: string, staging: string, options: ExecuteOptions)
   try {
     output = await new Deno.Command(python, {
       args,
-      env: { ...(options.env ?? {}), NO_COLOR: "1" },
+      env: { ...(options.env ?? {}), NO_COLOR: "1", [RUNNER_TOKEN_VARIABLE]: token },
       stdout: "piped",
       stderr: "piped",
     }).output();
@@ -240,11 +247,37 @@ function failedResult(path: string, seconds: number, driver: DriverResult, place
   return result;
 }
 
+/** What a failed copy says first: where it stopped, the error, and where the last good run is. */
+export function failureBanner(name: string, driver: Pick<DriverResult, "cell" | "error">, when: Date): string {
+  const where = driver.cell ? ` at ${driver.cell.label}` : "";
+  return `**This run of ${name} failed${where}** (${when.toISOString()}): ${driver.error ?? "see the cells below"}. ` +
+    `The last good run's walkthrough, if there is one, is \`../${name}.ipynb\` / \`../${name}.html\`, kept as it was.`;
+}
+
+/** Puts the banner first in the failed copy: a markdown cell in the notebook, a box atop the HTML body. */
+async function markFailedCopy(placed: { executed?: string; html?: string }, banner: string): Promise<void> {
+  if (placed.executed) {
+    const notebook = JSON.parse(await Deno.readTextFile(placed.executed));
+    notebook.cells = [
+      { cell_type: "markdown", metadata: { tags: ["failed-run"] }, source: [banner] },
+      ...notebook.cells,
+    ];
+    await writeFileAtomic(placed.executed, JSON.stringify(notebook, null, 1) + "\n");
+  }
+  if (placed.html) {
+    const html = await Deno.readTextFile(placed.html);
+    const text = banner.replace(/\*\*/g, "").replace(/`/g, "").replace(/&/g, "&amp;").replace(/</g, "&lt;");
+    const box = `<div class="failed-run" style="border:2px solid #D55E00;padding:8px;margin:8px">${text}</div>`;
+    await writeFileAtomic(placed.html, html.replace(/<body([^>]*)>/, (body) => `${body}${box}`));
+  }
+}
+
 /**
  * Executes one notebook (the file itself is left as it is). On success writes `<outDir>/<name>.ipynb`
- * and `.html` and removes `<outDir>/failed/<name>.*` from an earlier failed run; on failure writes
- * the partly executed notebook and its HTML to `<outDir>/failed/<name>.*` and removes
- * `<outDir>/<name>.*` from an earlier run, so that no stale copy looks current.
+ * and `.html` and removes `<outDir>/failed/<name>.*` from an earlier failed run. On failure writes the
+ * partly executed notebook and its HTML to `<outDir>/failed/<name>.*`, marked as failed at its cell,
+ * leaves the last good `<outDir>/<name>.*` as they were, and marks the run records the notebook started
+ * as failed there.
  */
 export async function executeNotebook(path: string, options: ExecuteOptions): Promise<NotebookResult> {
   checkOptions(options);
@@ -252,15 +285,24 @@ export async function executeNotebook(path: string, options: ExecuteOptions): Pr
   const name = basename(path, ".ipynb");
   await Deno.mkdir(options.outDir, { recursive: true });
   const staging = await Deno.makeTempDir({ dir: options.outDir, prefix: `.${name}.run-` });
+  const token = crypto.randomUUID();
   try {
-    const driver = await runDriver(path, staging, options);
+    const driver = await runDriver(path, staging, options, token);
     const seconds = (performance.now() - started) / 1000;
     const ok = driver.ok && !driver.html_error;
     const failedDir = join(options.outDir, "failed");
     const placed = await placeOutputs(staging, ok ? options.outDir : failedDir, name);
-    const stale = ok ? failedDir : options.outDir;
-    await removeIfThere(join(stale, `${name}.ipynb`), join(stale, `${name}.html`));
-    if (!ok) return failedResult(path, seconds, driver, placed);
+    if (!ok) {
+      await markFailedCopy(placed, failureBanner(name, driver, new Date()));
+      const data = options.env?.CLIP_SIAMESE_DATA ?? dataDir();
+      await markRunsFailed(
+        token,
+        { failedAt: driver.cell?.label, error: driver.error ?? undefined },
+        new LocalRunStore(runsDir(data)),
+      );
+      return failedResult(path, seconds, driver, placed);
+    }
+    await removeIfThere(join(failedDir, `${name}.ipynb`), join(failedDir, `${name}.html`));
     await Deno.remove(failedDir).catch(() => {}); // only goes when empty
     return { notebook: path, ok, seconds, ...placed };
   } finally {

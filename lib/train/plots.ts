@@ -1,6 +1,6 @@
 /** Plots of a training run: loss and validation metrics per epoch. */
-import type { Figure } from "../notebook/display.ts";
-import type { EpochRecord } from "./trainer.ts";
+import type { Figure, LivePlot } from "../notebook/display.ts";
+import { epochCurveRow, type EpochRecord } from "./trainer.ts";
 import type { ResidualScaleChoice } from "./residual_scale.ts";
 import type { TextPretrainingResult } from "./text_pretraining.ts";
 
@@ -91,5 +91,20 @@ export function textPretrainingFigure(result: TextPretrainingResult, title = "La
       xaxis: { title: { text: "epoch" }, dtick: 1 },
       yaxis: { title: { text: "name-description InfoNCE" } },
     },
+  };
+}
+
+/**
+ * The training notebook's per-epoch step: the epoch into the run record's curves (when recorded), then
+ * the live training curve redrawn.
+ */
+export function liveTrainingEpochs(
+  plot: LivePlot,
+  title: string,
+  run?: { epoch(row: Record<string, number>): Promise<void> },
+): (record: EpochRecord, history: EpochRecord[]) => Promise<void> {
+  return async (record, history) => {
+    await run?.epoch(epochCurveRow(record));
+    await plot.update(trainingCurveFigure(history, title));
   };
 }

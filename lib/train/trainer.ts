@@ -122,6 +122,12 @@ export interface EpochRecord {
   pairsPerSecond: number;
 }
 
+/** One epoch's numbers for a run record's curves (the threshold as its distance; the loss name left out). */
+export function epochCurveRow(record: EpochRecord): Record<string, number> {
+  const { threshold, loss: _loss, ...numbers } = record;
+  return { ...numbers, threshold_distance: threshold.distance };
+}
+
 /** Epoch records as flat table rows (the threshold as its distance). */
 export function epochRows(history: readonly EpochRecord[]): Record<string, number | string>[] {
   return history.map(({ threshold, ...record }) => ({ ...record, threshold_distance: threshold.distance }));

@@ -1,0 +1,38 @@
+/**
+ * The notebooks' side of run records (lib/experiment/run_record.ts): a run started from a notebook's
+ * resolved parameters (with their origin), its backend, and the batch runner's token read from the
+ * environment here, at the edge.
+ *
+ * @module
+ */
+import type { BackendChoice } from "../backend.ts";
+import { type RunHandle, RUNNER_TOKEN_VARIABLE, type RunSink, startRun } from "../experiment/run_record.ts";
+import { type ParamValue, resolvedParamsOf } from "./params.ts";
+
+/** Starts the run record of a notebook run: `params` is what its parameters cell returned. */
+export function startNotebookRun(options: {
+  notebook: string;
+  params: Readonly<Record<string, ParamValue>>;
+  backend?: BackendChoice;
+  dataset?: string;
+  run?: string;
+  sinks?: RunSink[];
+}): Promise<RunHandle> {
+  const resolved = resolvedParamsOf(options.params);
+  const threads = options.backend?.backend === "wasm"
+    ? Number(options.backend.detail?.match(/(\d+) thread/)?.[1])
+    : NaN;
+  return startRun({
+    notebook: options.notebook,
+    dataset: options.dataset ?? null,
+    run: options.run ?? null,
+    params: resolved
+      ? resolved.map((p) => ({ name: p.name, value: p.shown, origin: p.origin }))
+      : Object.entries(options.params).map(([name, value]) => ({ name, value })),
+    backend: options.backend
+      ? { name: options.backend.backend, threads: Number.isFinite(threads) ? threads : null }
+      : null,
+    sinks: options.sinks,
+    runnerToken: Deno.env.get(RUNNER_TOKEN_VARIABLE) ?? null,
+  });
+}
