@@ -1,5 +1,7 @@
 /** Small assertions shared by test files (not a test file itself). */
 import { expect } from "expect";
+import { join } from "node:path";
+import { projectRoot } from "../lib/paths.ts";
 
 /** Largest element-wise |a - b|; fails the test when the lengths differ. */
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -33,3 +35,50 @@ export const IMPORTED_DATASET_NOTEBOOKS = [
   "contrastive_test_embs_from-source_ruclip-only",
   "clip_siamese_test",
 ] as const;
+
+/**
+ * Runs `IMPORTED_DATASET_NOTEBOOKS` through the batch runner on one source (`SOURCE`, `PAIR_FILES`, ...):
+ * text mode, one epoch, label-free pretraining for two, the tiny preset with the vocabulary learnt at import,
+ * the raw features from the pretrained towers. Throws with the log's end when the run fails.
+ */
+export async function runImportedSuite(options: {
+  data: string;
+  reports: string;
+  dataset: string;
+  run: string;
+  source: Record<string, string>;
+}): Promise<void> {
+  const { data, reports, dataset, run } = options;
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      join(projectRoot, "scripts", "notebooks.ts"),
+      "--preset",
+      "test",
+      ...IMPORTED_DATASET_NOTEBOOKS,
+    ],
+    cwd: projectRoot,
+    env: {
+      CLIP_SIAMESE_DATA: data,
+      CLIP_SIAMESE_REPORTS: reports,
+      TFJS_BACKEND: "wasm",
+      DATASET: dataset,
+      SOURCE: "pair-table",
+      ...options.source,
+      RUN: run,
+      MODE: "text",
+      EPOCHS: "1",
+      PRETRAIN_EPOCHS: "2",
+      START_TEXT_WEIGHTS: join(data, "train_results", run, "text_tower_pretrained"),
+      PRESET: "tiny",
+      TOKENIZER: join(data, `tables_${dataset}`, "tokenizer"),
+    },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!output.success) {
+    const log = new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr);
+    throw new Error(`the suite on imported dataset ${dataset} failed:\n${log.slice(-4000)}`);
+  }
+}

@@ -11,7 +11,7 @@ import { projectRoot } from "../lib/paths.ts";
 import { loadSuite } from "../lib/notebook/runner.ts";
 import { readParquetKeyValueMetadata } from "../lib/eval/predictions.ts";
 import { type CellRecord, runCellsInKernel } from "./kernel_client.ts";
-import { IMPORTED_DATASET_NOTEBOOKS } from "./helpers.ts";
+import { runImportedSuite } from "./helpers.ts";
 import { LocalRunStore } from "../lib/experiment/run_record.ts";
 
 interface NotebookCell {
@@ -120,6 +120,11 @@ describe("notebook suite, end to end", () => {
     expect(runRecords[0].params.find((p) => p.name === "EPOCHS")).toMatchObject({ value: "4", origin: "environment" });
     expect(runRecords[0].metrics.test_f1).toBeGreaterThan(0);
     expect((await store.curves(runRecords[0].id)).map((row) => row.epoch)).toEqual([1, 2, 3, 4]);
+    // So did every testing notebook run, with its headline numbers per model.
+    const tested = (await store.list()).filter((r) => r.notebook === "contrastive_test_embs_from-pairwise-rendered");
+    expect(tested.map((r) => r.status)).toEqual(["finished"]);
+    expect(tested[0].metrics["TF-IDF cosine/test_roc_auc"]).toBeGreaterThan(0.5);
+    expect(tested[0].artifacts.results).toMatch(/contrastive_test_embs_from-pairwise-rendered\.json$/);
     // The residual's scale chosen on validation is the one the best checkpoint's config carries on.
     const summary = JSON.parse(await Deno.readTextFile(join(data, "train_results", "demo", "summary.json")));
     const bestConfig = JSON.parse(await Deno.readTextFile(join(data, "train_results", "demo", "best", "config.json")));
@@ -174,36 +179,13 @@ describe("notebook suite, end to end", () => {
     // Another dataset: pairs imported from a WDC-shaped pair table, then training, embedding and testing on it
     // through DATASET, with the vocabulary learnt from its training split.
     const source = await writePairTableFixture(await Deno.makeTempDir({ prefix: "e2e-pairs-" }));
-    const imported = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        join(projectRoot, "scripts", "notebooks.ts"),
-        "--preset",
-        "test",
-        ...IMPORTED_DATASET_NOTEBOOKS,
-      ],
-      cwd: projectRoot,
-      env: {
-        CLIP_SIAMESE_DATA: data,
-        CLIP_SIAMESE_REPORTS: reports,
-        TFJS_BACKEND: "wasm",
-        DATASET: "pairs_fixture",
-        SOURCE: "pair-table",
-        PAIR_FILES: source,
-        RUN: "imported",
-        MODE: "text",
-        EPOCHS: "1",
-        PRETRAIN_EPOCHS: "2",
-        START_TEXT_WEIGHTS: join(data, "train_results", "imported", "text_tower_pretrained"),
-        PRESET: "tiny",
-        TOKENIZER: join(data, "tables_pairs_fixture", "tokenizer"),
-      },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const importedLog = new TextDecoder().decode(imported.stdout) + new TextDecoder().decode(imported.stderr);
-    if (!imported.success) throw new Error(`the suite on an imported dataset failed:\n${importedLog.slice(-4000)}`);
+    await runImportedSuite({
+      data,
+      reports,
+      dataset: "pairs_fixture",
+      run: "imported",
+      source: { PAIR_FILES: source },
+    });
     const importedMetrics = JSON.parse(await Deno.readTextFile(join(reports, "metrics.json")));
     const importedRendered = importedMetrics.notebooks["contrastive_test_embs_from-pairwise-rendered"];
     expect(importedRendered.dataset).toBe("pairs_fixture");

@@ -9,44 +9,14 @@
 import { describe, it } from "node:test";
 import { expect } from "expect";
 import { join } from "node:path";
-import { projectRoot } from "../lib/paths.ts";
 import { writeDittoFixture, writeMagellanFixture } from "./format_fixtures.ts";
-import { IMPORTED_DATASET_NOTEBOOKS } from "./helpers.ts";
+import { runImportedSuite } from "./helpers.ts";
 
 /** Runs the import, training, embedding and testing notebooks on one shape; returns the reports folder. */
 async function runSuiteOn(dataset: string, shape: Record<string, string>): Promise<{ data: string; reports: string }> {
   const data = await Deno.makeTempDir({ prefix: `e2e-${dataset}-data-` });
   const reports = await Deno.makeTempDir({ prefix: `e2e-${dataset}-reports-` });
-  const run = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      join(projectRoot, "scripts", "notebooks.ts"),
-      "--preset",
-      "test",
-      ...IMPORTED_DATASET_NOTEBOOKS,
-    ],
-    cwd: projectRoot,
-    env: {
-      CLIP_SIAMESE_DATA: data,
-      CLIP_SIAMESE_REPORTS: reports,
-      TFJS_BACKEND: "wasm",
-      DATASET: dataset,
-      SOURCE: "pair-table",
-      ...shape,
-      RUN: dataset,
-      MODE: "text",
-      EPOCHS: "1",
-      PRETRAIN_EPOCHS: "2",
-      START_TEXT_WEIGHTS: join(data, "train_results", dataset, "text_tower_pretrained"),
-      PRESET: "tiny",
-      TOKENIZER: join(data, `tables_${dataset}`, "tokenizer"),
-    },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const log = new TextDecoder().decode(run.stdout) + new TextDecoder().decode(run.stderr);
-  if (!run.success) throw new Error(`the suite on the ${dataset} shape failed:\n${log.slice(-4000)}`);
+  await runImportedSuite({ data, reports, dataset, run: dataset, source: shape });
   const metrics = JSON.parse(await Deno.readTextFile(join(reports, "metrics.json")));
   const rendered = metrics.notebooks["contrastive_test_embs_from-pairwise-rendered"];
   expect(rendered.dataset).toBe(dataset);

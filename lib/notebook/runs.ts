@@ -36,3 +36,18 @@ export function startNotebookRun(options: {
     runnerToken: Deno.env.get(RUNNER_TOKEN_VARIABLE) ?? null,
   });
 }
+
+/**
+ * Finishes a testing notebook's run record from the results it saved (eval/report.ts' `saveNotebookResult`):
+ * every headline number as `<model>/<metric>`, and the results file as an artifact.
+ */
+export async function finishNotebookRun(run: RunHandle, resultsPath: string): Promise<void> {
+  const saved = JSON.parse(await Deno.readTextFile(resultsPath)) as {
+    headline?: Record<string, Record<string, number | null>>;
+  };
+  const metrics: Record<string, number | null> = {};
+  for (const [model, numbers] of Object.entries(saved.headline ?? {})) {
+    for (const [metric, value] of Object.entries(numbers)) metrics[`${model}/${metric}`] = value;
+  }
+  await run.finish({ metrics, artifacts: { results: resultsPath } });
+}
