@@ -72,22 +72,39 @@ export function productTexts(
   ]));
 }
 
+/**
+ * The TF-IDF model of a dataset's texts, fitted on the products of its training split's pairs only, with
+ * every product's text and the number of training products. One definition for the baseline and the model.
+ */
+export function fitOnTrainingSplit(
+  dataset: string,
+  options: { root: string; fields: readonly string[]; trainSplit: string; tfidf?: TfidfOptions },
+): { model: TfidfModel; texts: Map<string, string>; trainingProducts: number } {
+  const texts = productTexts(dataset, options.fields, options.root);
+  const train = readPairSet(datasetLayout(dataset, options.root).splitsDir, options.trainSplit);
+  const trainSkus = [...new Set([...train.skuLeft, ...train.skuRight])].sort();
+  const model = fitTfidf(
+    trainSkus.map((sku) => {
+      const text = texts.get(sku);
+      if (text === undefined) throw new Error(`training product ${sku} is not in the products table of ${dataset}`);
+      return text;
+    }),
+    options.tfidf,
+  );
+  return { model, texts, trainingProducts: trainSkus.length };
+}
+
 /** Fits on the training split, chooses the threshold on validation, reports each test split. */
 export function lexicalBaseline(options: LexicalBaselineOptions): LexicalBaselineResult {
   const root = options.root ?? dataDir();
   const fields = options.fields ?? ["name"];
   const splitsDir = datasetLayout(options.dataset, root).splitsDir;
-  const texts = productTexts(options.dataset, fields, root);
-  const train = readPairSet(splitsDir, options.trainSplit ?? "train");
-  const trainSkus = [...new Set([...train.skuLeft, ...train.skuRight])].sort();
-  const model = fitTfidf(
-    trainSkus.map((sku) => {
-      const text = texts.get(sku);
-      if (text === undefined) throw new Error(`training product ${sku} is not in the products table`);
-      return text;
-    }),
-    options.tfidf,
-  );
+  const { model, texts } = fitOnTrainingSplit(options.dataset, {
+    root,
+    fields,
+    trainSplit: options.trainSplit ?? "train",
+    tfidf: options.tfidf,
+  });
   const score = (split: string) => {
     const set = readPairSet(splitsDir, split);
     return { set, scores: lexicalPairScores(model, texts, set.skuLeft, set.skuRight, `${split} pairs`) };
@@ -149,17 +166,7 @@ export function lexicalEmbeddings(dataset: string, options: LexicalModelOptions 
   const tfidf: TfidfOptions = options.tfidf ??
     { analyzer: spec.tfidf.analyzer, ngramRange: [...spec.tfidf.ngramRange] };
   const trainSplit = options.trainSplit ?? "train";
-  const texts = productTexts(dataset, fields, root);
-  const train = readPairSet(datasetLayout(dataset, root).splitsDir, trainSplit);
-  const trainSkus = [...new Set([...train.skuLeft, ...train.skuRight])].sort();
-  const model = fitTfidf(
-    trainSkus.map((sku) => {
-      const text = texts.get(sku);
-      if (text === undefined) throw new Error(`training product ${sku} is not in the products table of ${dataset}`);
-      return text;
-    }),
-    tfidf,
-  );
+  const { model, texts, trainingProducts } = fitOnTrainingSplit(dataset, { root, fields, trainSplit, tfidf });
   const name = options.name ?? spec.name;
   const vectors = new Map<string, SparseVector>();
   const vectorOf = (sku: string, i: number, side: string, where: string) => {
@@ -185,7 +192,7 @@ export function lexicalEmbeddings(dataset: string, options: LexicalModelOptions 
       info: {
         tag: options.tag ?? spec.tag,
         kind: "lexical",
-        source: `TF-IDF (${analyzer}) of ${fields.join(" + ")}, fitted on the ${trainSkus.length} products of ` +
+        source: `TF-IDF (${analyzer}) of ${fields.join(" + ")}, fitted on the ${trainingProducts} products of ` +
           `the ${trainSplit} split (${model.vocabulary.size} terms)`,
         distance: "cosine",
       },

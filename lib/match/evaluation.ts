@@ -13,13 +13,13 @@ import { datasetLayout } from "../data/layout.ts";
 import { dataDir } from "../paths.ts";
 import {
   type NamedEmbeddings,
-  pairDistances,
   type PairSet,
   type QueryCandidateSet,
   readPairSet,
   readQueryCandidateSet,
 } from "../eval/inputs.ts";
-import { applyThreshold, chooseThreshold, type ChosenThreshold, type PairReport } from "../eval/pair_metrics.ts";
+import { applyThreshold, type ChosenThreshold, type PairReport } from "../eval/pair_metrics.ts";
+import { evaluateRenderedPairs, pairSetScores } from "../eval/flows.ts";
 import { queryPairRanking, type RankingSummary } from "../eval/ranking.ts";
 import type { ThresholdRule } from "../eval/threshold.ts";
 import { type BoostedClassifierOptions, fitBoostedClassifier } from "./boosted_classifier.ts";
@@ -119,17 +119,19 @@ function ranking(candidates: PairSet, scores: ArrayLike<number>): RankingSummary
   }).summary;
 }
 
-/** A bi-encoder or baseline on the same pairs: scores are -distance, the threshold chosen on validation. */
+/**
+ * A bi-encoder or baseline on the same pairs, evaluated as the rendered-pairs notebook does (flows.ts'
+ * `evaluateRenderedPairs`: scores -distance, the threshold chosen on validation), plus its ranking of each
+ * test query's candidates.
+ */
 export function scoredPairsTrial(model: NamedEmbeddings, splits: TrialSplits, rule: ThresholdRule): PairTrial {
-  const score = (set: PairSet) => pairDistances(model, set.skuLeft, set.skuRight, `${set.split} pairs`).map((d) => -d);
-  const chosen = chooseThreshold(splits.validation.labels, score(splits.validation), rule);
-  const testScores = score(splits.test);
+  const rendered = evaluateRenderedPairs(model, splits.validation, splits.test, rule);
   return {
     model: model.name,
-    chosen,
-    test: applyThreshold(chosen, splits.test.labels, testScores),
-    ranking: ranking(splits.candidates, score(splits.candidates)),
-    testScores,
+    chosen: rendered.chosen,
+    test: rendered.test,
+    ranking: ranking(splits.candidates, pairSetScores(model, splits.candidates)),
+    testScores: rendered.testScores,
   };
 }
 
