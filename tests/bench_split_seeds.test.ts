@@ -7,7 +7,6 @@ import { describe, it } from "node:test";
 import { expect } from "expect";
 import { join } from "node:path";
 import {
-  CHOSEN_SCALE_SUFFIX,
   renderSeedStudyMarkdown,
   SEED_STUDY_VARIANTS,
   seedStudyMeans,
@@ -83,14 +82,11 @@ describe("split-seed study", () => {
     }
   });
 
-  it("a row at a chosen residual scale says which scale it scored", () => {
-    const chosen = {
-      ...row(1, `v${CHOSEN_SCALE_SUFFIX}`, "trained", metrics(0.8, 0.8, 0.6, 0.9, 0.7)),
-      residualScale: 0.3,
-    };
+  it("a residual variant's row says which scale was chosen on validation", () => {
+    const chosen = { ...row(1, "r", "trained", metrics(0.8, 0.8, 0.6, 0.9, 0.7)), residualScale: 0.3 };
     const markdown = renderSeedStudyMarkdown({ ...result, rows: [...result.rows, chosen] });
-    expect(markdown).toContain(`| v${CHOSEN_SCALE_SUFFIX} (scale 0.3) | 0.800 |`);
-    expect(markdown).toContain("the residual's scale chosen on validation");
+    expect(markdown).toContain("| r (scale 0.3) | 0.800 |");
+    expect(markdown).toContain("a residual variant's row names the scale chosen");
   });
 
   it("deno task seeds names a missing dataset and what makes it", async () => {

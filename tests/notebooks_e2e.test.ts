@@ -119,6 +119,7 @@ describe("notebook suite, end to end", () => {
     expect(runRecords[0]).toMatchObject({ status: "finished", dataset: "demo_geo", run: "demo", epochs: 4 });
     expect(runRecords[0].params.find((p) => p.name === "EPOCHS")).toMatchObject({ value: "4", origin: "environment" });
     expect(runRecords[0].metrics.test_f1).toBeGreaterThan(0);
+    expect(runRecords[0].metrics.test_mrr).toBeGreaterThan(0);
     expect((await store.curves(runRecords[0].id)).map((row) => row.epoch)).toEqual([1, 2, 3, 4]);
     // So did every testing notebook run, with its headline numbers per model.
     const tested = (await store.list()).filter((r) => r.notebook === "contrastive_test_embs_from-pairwise-rendered");
@@ -172,7 +173,8 @@ describe("notebook suite, end to end", () => {
         throw new Error(`live kernel, pass ${record.pass}, cell ${record.cell}: ${error.ename}: ${error.evalue}`);
       }
     }
-    const trainCell = records.find((r) => r.pass === 1 && /trainSiamese/.test(r.source));
+    const trainIndex = code.find((i) => /await runTrial\(/.test([cells[i].source].flat().join("")));
+    const trainCell = records.find((r) => r.pass === 1 && r.cell === trainIndex);
     expect(trainCell).toBeDefined();
     checkBars(trainCell!);
 

@@ -2,15 +2,13 @@
  * The demo's training across split seeds, against its own starting point and the zero-shot encoders
  * (`deno task seeds`): for each split seed, the leak-free split by query is made in memory
  * (`planSplits`, the pairwise notebook's parameters with that seed), each training variant trains the
- * head on the cached tower features of the training split, picks its best epoch on validation, and is
- * scored on the test split exactly as the testing notebooks score:
+ * head on the cached tower features of the training split as one trial (lib/experiment/trial.ts, the
+ * training notebook's flow: best epoch, residual scale and threshold chosen on validation), and is scored on
+ * the test split as the testing notebooks score:
  *
  * - rendered pairs: ROC AUC, AP, and F1 at the threshold chosen on the validation pairs (the notebooks'
  *   default rule, largest TPR at FPR <= 0.05), unchanged on test;
  * - every query-candidate pair of the split: MRR and mAP of each query's candidates (no threshold).
- *
- * A variant with a head residual is scored twice: at the scale it trained with, and at the scale chosen on
- * validation afterwards (`chooseResidualScale`, what the training notebook does by default).
  *
  * The baselines are scored the same way on the same pairs: the raw tower features the training started
  * from (Euclidean), and each zero-shot sentence encoder on "name. description" (cosine). The same numbers
@@ -28,16 +26,14 @@ import { evaluateQueryCandidates, evaluateRenderedPairs } from "../eval/flows.ts
 import { type NamedEmbeddings, pairSetOf, queryCandidateSetOf } from "../eval/inputs.ts";
 import { describeRule, type ThresholdRule } from "../eval/threshold.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../fs.ts";
-import { loadCheckpoint } from "../model/checkpoint.ts";
 import { reportsDir } from "../paths.ts";
 import { loadSentenceEncoder } from "../text/sbert.ts";
 import { SUITE_HEAD_RESIDUAL, SUITE_TRAINING_DEFAULTS, type TrainingConfig } from "../train/config.ts";
-import { computeEmbeddings } from "../train/embed.ts";
 import { cachedTowerFeatures } from "../train/feature_cache.ts";
 import { ProductInputs } from "../train/product_inputs.ts";
 import { productRecords, setupModel, type SuiteModelPreset } from "../train/session.ts";
-import { pairIndexSet, trainSiamese } from "../train/trainer.ts";
-import { chooseResidualScale, queryCandidatePairs } from "../train/residual_scale.ts";
+import { pairIndexSet } from "../train/trainer.ts";
+import { runTrial, type TrialEvaluation, trialSplit } from "../experiment/trial.ts";
 
 /** One way of training, run on every seed. */
 export interface TrainingVariant {
@@ -47,9 +43,6 @@ export interface TrainingVariant {
   /** SiameseRuCLIPConfig `headResidual` (null: the reference's head). */
   headResidual: number | null;
 }
-
-/** Appended to a residual variant's name for its row at the scale chosen on validation. */
-export const CHOSEN_SCALE_SUFFIX = ", scale on val";
 
 /** The variants `deno task seeds` trains by default: the training notebook's defaults, then the candidates. */
 export const SEED_STUDY_VARIANTS: TrainingVariant[] = [
@@ -182,6 +175,13 @@ function splitMetrics(model: NamedEmbeddings, splits: SplitData[], rule: Thresho
   };
 }
 
+/** A trial's evaluation of one split as the study's metrics. */
+function trialMetrics(evaluation: TrialEvaluation): SplitMetrics {
+  const { report, ranking } = evaluation;
+  if (!ranking) throw new Error(`split "${evaluation.split}" has no query-candidate pairs to rank`);
+  return { auc: report.rocAuc, ap: report.averagePrecision, f1: report.f1, mrr: ranking.mrr, map: ranking.map };
+}
+
 function embeddingsOf(
   name: string,
   skus: string[],
@@ -225,64 +225,47 @@ export async function runSeedStudy(options: SeedStudyOptions): Promise<SeedStudy
       for (const baseline of baselines) {
         rows.push({ seed, model: baseline.name, kind: "baseline", ...splitMetrics(baseline, splits, options.rule) });
       }
-      const sets = Object.fromEntries(splits.map((s) => [
-        s.split,
-        pairIndexSet(
-          inputs,
-          s.pairs.map((p) => ({ skuLeft: p.sku_left, skuRight: p.sku_right, label: p.label, querySku: p.query_sku })),
-        ),
-      ]));
+      const splitOf = (name: string) => splits.find((s) => s.split === name)!;
+      const pairsOf = (split: SplitData) =>
+        split.pairs.map((p) => ({ skuLeft: p.sku_left, skuRight: p.sku_right, label: p.label, querySku: p.query_sku }));
+      const [val, test] = ["val", "test"].map((name) =>
+        trialSplit(inputs, name, pairsOf(splitOf(name)), splitOf(name).queryCandidates)
+      );
       for (const variant of options.variants) {
-        const started = performance.now();
         const { model } = await setupModel({
           preset: options.preset,
           seed: options.modelSeed,
           headResidual: variant.headResidual,
         });
         try {
-          const result = await trainSiamese({
+          // The training notebook's flow: train, residual scale and threshold on validation, then test.
+          const trial = await runTrial({
             model,
             inputs,
             features,
-            runDir: join(options.runRoot, `${variant.name}-seed${seed}`),
             config: variant.config,
-            train: sets.train,
-            validation: sets.val,
+            train: pairIndexSet(inputs, pairsOf(splitOf("train"))),
+            validation: val,
+            tests: [test],
+            rule: options.rule,
+            runDir: join(options.runRoot, `${variant.name}-seed${seed}`),
             progress: false,
           });
-          model.loadStateDict((await loadCheckpoint(result.bestDir)).stateDict);
-          const seconds = (performance.now() - started) / 1000;
-          const score = async (name: string): Promise<SeedStudyRow> => {
-            const vectors = await computeEmbeddings(model, inputs, undefined, { features, progress: false });
-            const trained = embeddingsOf(name, skus, vectors, model.embeddingDim, "euclidean");
-            const row: SeedStudyRow = {
-              seed,
-              model: name,
-              kind: "trained",
-              ...splitMetrics(trained, splits, options.rule),
-              bestEpoch: result.bestEpoch,
-              seconds,
-              ...(model.headResidual === null ? {} : { residualScale: model.headResidual }),
-            };
-            rows.push(row);
-            log(
-              `seed ${seed} ${name}: ${formatMetrics(row.test)} (best epoch ${row.bestEpoch}, ${seconds.toFixed(0)} s)`,
-            );
-            return row;
+          const row: SeedStudyRow = {
+            seed,
+            model: variant.name,
+            kind: "trained",
+            validation: trialMetrics(trial.validation),
+            test: trialMetrics(trial.tests[0]),
+            bestEpoch: trial.training.bestEpoch,
+            seconds: trial.seconds,
+            ...(model.headResidual === null ? {} : { residualScale: model.headResidual }),
           };
-          await score(variant.name);
-          if (variant.headResidual !== null) {
-            // What the training notebook does next: the residual's scale chosen on validation.
-            const val = splits.find((s) => s.split === "val")!;
-            await chooseResidualScale({
-              model,
-              inputs,
-              validation: sets.val,
-              queryCandidates: queryCandidatePairs(inputs, val.queryCandidates),
-              scoring: { features },
-            });
-            await score(`${variant.name}${CHOSEN_SCALE_SUFFIX}`);
-          }
+          rows.push(row);
+          log(
+            `seed ${seed} ${variant.name}: ${formatMetrics(row.test)} ` +
+              `(best epoch ${row.bestEpoch}, ${row.seconds!.toFixed(0)} s)`,
+          );
         } finally {
           model.dispose();
         }
@@ -362,9 +345,9 @@ export function renderSeedStudyMarkdown(result: SeedStudyResult): string {
     "Variants:",
     ...result.variants.map((v) => `- **${v.name}**: ${v.description}`),
     "",
-    `A variant with a head residual has a second row, \`<name>${CHOSEN_SCALE_SUFFIX}\`: the same weights with the ` +
-    "residual's scale chosen on validation (train/residual_scale.ts: mean of pair AP, MRR and mAP), as the " +
-    "training notebook does by default.",
+    "Each variant is one trial, the training notebook's flow (lib/experiment/trial.ts): the best epoch, a head " +
+    "residual's scale (train/residual_scale.ts: mean of pair AP, MRR and mAP) and the threshold chosen on " +
+    "validation; a residual variant's row names the scale chosen.",
     "",
   ];
   for (const seed of result.seeds) {

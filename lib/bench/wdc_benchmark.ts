@@ -33,7 +33,6 @@ import { WDC_PREFIX, WDC_TEST_SETS, wdcImportOptions, type WdcSize } from "../da
 import { lexicalBaseline } from "../eval/lexical_baseline.ts";
 import { applyThreshold, chooseThreshold, type PairReport } from "../eval/pair_metrics.ts";
 import { queryPairRanking, type RankingSummary } from "../eval/ranking.ts";
-import { loadCheckpoint } from "../model/checkpoint.ts";
 import type { NamePooling } from "../model/ruclip.ts";
 import type { SiameseRuCLIP } from "../model/siamese.ts";
 import { exists, writeFileAtomic, writeJsonAtomic } from "../fs.ts";
@@ -41,19 +40,17 @@ import { dataDir, reportsDir, shownPath } from "../paths.ts";
 import { tf } from "../tf.ts";
 import { DEFAULT_TRAINING_CONFIG, type TrainingConfig } from "../train/config.ts";
 import { rowPairDistances } from "../train/embed.ts";
-import { scorePairs } from "../train/evaluate.ts";
 import { cachedTowerFeatures } from "../train/feature_cache.ts";
 import { ProductInputs } from "../train/product_inputs.ts";
 import { productRecords, readSplitPairs, setupModel } from "../train/session.ts";
-import { trainingStrategy } from "../train/strategies.ts";
 import {
   pretrainTextTowers,
   type TextPretrainingConfig,
   type TextPretrainingResult,
   textPretrainingRows,
 } from "../train/text_pretraining.ts";
-import { chooseCheckpointResidualScale } from "../train/residual_scale.ts";
-import { type EpochRecord, type PairIndexSet, pairIndexSet, trainSiamese } from "../train/trainer.ts";
+import { type EpochRecord, type PairIndexSet, pairIndexSet } from "../train/trainer.ts";
+import { runTrial } from "../experiment/trial.ts";
 
 /** The test splits in report order, with what each holds. */
 export const WDC_TEST_SPLITS: { split: string; file: string; description: string }[] = [
@@ -553,7 +550,7 @@ export async function runWdcBenchmark(options: WdcBenchmarkOptions = {}): Promis
     const trials = options.trials ?? (quick ? WDC_QUICK_TRIALS : WDC_DEFAULT_TRIALS);
     if (trials.length === 0) throw new Error("runWdcBenchmark: no trials to run");
     const runRoot = options.runDir ?? join(root, "runs", "wdc_benchmark", dataset);
-    const trialResults: (WdcTrialResult & { bestDir: string })[] = [];
+    const trialResults: (WdcTrialResult & { testRows: WdcMetricRow[] })[] = [];
     for (const [i, trial] of trials.entries()) {
       const config: TrainingConfig = {
         ...WDC_TRAINING_DEFAULTS,
@@ -577,16 +574,18 @@ export async function runWdcBenchmark(options: WdcBenchmarkOptions = {}): Promis
         `trial ${i + 1}/${trials.length} ${trial.name}: mode ${config.mode}, loss ${config.loss}, ` +
           `lr ${config.learningRate}, margin ${config.margin}, batch ${config.batchSize}, epochs ${config.epochs}`,
       );
-      const t0 = performance.now();
-      const result = await trainSiamese({
+      // The training notebook's flow (lib/experiment/trial.ts); each left offer's pairs are its candidates.
+      const done = await runTrial({
         model,
         inputs,
-        train,
-        validation,
+        features: features.features,
         config,
+        train,
+        validation: { split: "val", pairs: validation, queryCandidates: validation },
+        tests: tests.map((t) => ({ split: t.split, pairs: t.set, queryCandidates: t.set })),
+        rule: { kind: "f1" },
         runDir,
         tmpDir,
-        features: features.features,
         progress: false,
         onEpoch: (r) =>
           log(
@@ -596,35 +595,20 @@ export async function runWdcBenchmark(options: WdcBenchmarkOptions = {}): Promis
           ),
       });
       await Deno.remove(tmpDir, { recursive: true }).catch(() => {});
-      const best = result.history.find((r) => r.epoch === result.bestEpoch)!;
-      let validationF1 = best.f1;
-      let residualScale: WdcTrialResult["residualScale"];
-      if (trial.headResidual !== undefined) {
-        // The residual's scale on validation (each left offer's pairs ranked, as the test rows are).
-        model.loadStateDict((await loadCheckpoint(result.bestDir)).stateDict, { strict: true });
-        const scoring = trainingStrategy(config.mode).scoringInputs(model, features.features);
-        const choice = await chooseCheckpointResidualScale({
-          model,
-          inputs,
-          validation,
-          queryCandidates: validation,
-          scoring,
-          checkpointDir: result.bestDir,
-        });
-        const scored = await scorePairs(model, inputs, validation, scoring);
-        validationF1 = chooseThreshold(scored.labels, scored.scores, { kind: "f1" }).validation.f1;
-        residualScale = { trained: choice!.trainedScale, chosen: choice!.scale };
-        log(`  residual scale ${choice!.scale} chosen on validation (trained at ${choice!.trainedScale})`);
+      if (done.residual) {
+        log(`  residual scale ${done.residual.scale} chosen on validation (trained at ${done.residual.trainedScale})`);
       }
       trialResults.push({
         name: trial.name,
         config,
-        bestEpoch: result.bestEpoch,
-        validationF1,
-        validationAuc: best.auc,
-        ...(residualScale ? { residualScale } : {}),
-        seconds: (performance.now() - t0) / 1000,
-        history: result.history.map(({ epoch, trainLoss, valLoss, f1, auc, learningRate, seconds }) => ({
+        bestEpoch: done.training.bestEpoch,
+        validationF1: done.validation.report.f1,
+        validationAuc: done.validation.report.rocAuc,
+        ...(done.residual
+          ? { residualScale: { trained: done.residual.trainedScale, chosen: done.residual.scale } }
+          : {}),
+        seconds: done.seconds,
+        history: done.training.history.map(({ epoch, trainLoss, valLoss, f1, auc, learningRate, seconds }) => ({
           epoch,
           trainLoss,
           valLoss,
@@ -633,7 +617,9 @@ export async function runWdcBenchmark(options: WdcBenchmarkOptions = {}): Promis
           learningRate,
           seconds,
         })),
-        bestDir: result.bestDir,
+        testRows: done.tests.map((t) =>
+          reportRow(TRAINED_METHOD, "trained", t.split, t.report, done.validation.report.f1, t.ranking!)
+        ),
       });
       model.dispose();
       model = null;
@@ -641,24 +627,10 @@ export async function runWdcBenchmark(options: WdcBenchmarkOptions = {}): Promis
     timings.training = trialResults.reduce((s, t) => s + t.seconds, 0);
     await Deno.remove(join(runRoot, "tmp"), { recursive: true }).catch(() => {});
 
-    // 3. The chosen trial's best epoch: threshold on validation, applied to the test splits.
+    // 3. The chosen trial: its best epoch at the threshold chosen on validation, on every test split.
     const chosen = trialResults.reduce((a, b) => (b.validationF1 > a.validationF1 ? b : a));
     log(`chosen on validation: ${chosen.name} (epoch ${chosen.bestEpoch}, val F1 ${chosen.validationF1.toFixed(4)})`);
-    const trainedRows = await stage("test scoring", async () => {
-      model = (await newModel(chosen.residualScale?.trained)).model;
-      model.loadStateDict((await loadCheckpoint(chosen.bestDir)).stateDict, { strict: true });
-      if (chosen.residualScale) model.setHeadResidual(chosen.residualScale.chosen);
-      const scoring = trainingStrategy(chosen.config.mode).scoringInputs(model, untrained.features);
-      const score = async (set: PairIndexSet) => (await scorePairs(model!, inputs, set, scoring)).scores;
-      const testScores = [];
-      for (const t of tests) testScores.push({ split: t.split, set: t.set, scores: await score(t.set) });
-      return thresholdRows(
-        TRAINED_METHOD,
-        "trained",
-        { labels: validation.labels, scores: await score(validation) },
-        testScores,
-      );
-    });
+    const trainedRows = chosen.testRows;
 
     const notes = [
       `Tokenizer: WordPiece learnt by the import from the training split's titles and descriptions only ` +
@@ -711,7 +683,7 @@ export async function runWdcBenchmark(options: WdcBenchmarkOptions = {}): Promis
       tokenizer: { path: shownPath(layout.tokenizerDir), vocabSize: tokenizer.vocabSize, learntFrom: "train" },
       model: modelInfo,
       pretraining: pretrainingResult,
-      trials: trialResults.map(({ bestDir: _bestDir, ...t }) => t),
+      trials: trialResults.map(({ testRows: _testRows, ...t }) => t),
       chosenTrial: chosen.name,
       rows: [...trainedRows, ...baselineRows],
       anchors: WDC_PUBLISHED_ANCHORS,

@@ -24,7 +24,17 @@ export async function scorePairs(
   pairs: PairIndexSet,
   options: ScoringInputs & { batchSize?: number } = {},
 ): Promise<ScoredPairs> {
-  const rows = [...new Set([...pairs.left, ...pairs.right])].sort((a, b) => a - b);
+  return (await scorePairSets(model, inputs, [pairs], options))[0];
+}
+
+/** `scorePairs` for several pair sets at once: a product in more than one set is embedded once. */
+export async function scorePairSets(
+  model: SiameseRuCLIP,
+  inputs: ProductInputs,
+  sets: readonly PairIndexSet[],
+  options: ScoringInputs & { batchSize?: number } = {},
+): Promise<ScoredPairs[]> {
+  const rows = [...new Set(sets.flatMap((pairs) => [...pairs.left, ...pairs.right]))].sort((a, b) => a - b);
   const embeddings = await computeEmbeddings(model, inputs, rows, {
     features: options.features,
     imageFeatures: options.imageFeatures,
@@ -32,11 +42,13 @@ export async function scorePairs(
     progress: false,
   });
   const position = new Map(rows.map((row, i) => [row, i]));
-  const distances = rowPairDistances(
-    embeddings,
-    model.embeddingDim,
-    Int32Array.from(pairs.left, (r) => position.get(r)!),
-    Int32Array.from(pairs.right, (r) => position.get(r)!),
-  );
-  return { labels: pairs.labels, distances, scores: scoresFromDistances(distances) };
+  return sets.map((pairs) => {
+    const distances = rowPairDistances(
+      embeddings,
+      model.embeddingDim,
+      Int32Array.from(pairs.left, (r) => position.get(r)!),
+      Int32Array.from(pairs.right, (r) => position.get(r)!),
+    );
+    return { labels: pairs.labels, distances, scores: scoresFromDistances(distances) };
+  });
 }

@@ -1,0 +1,211 @@
+/**
+ * A trial: one training configuration trained, chosen on validation, and evaluated on every test split.
+ * The one flow that the training notebook, `deno task seeds` and the WDC benchmark share:
+ *
+ * 1. train on the training pairs (`trainSiamese`: every epoch validated and checkpointed; the best epoch by
+ *    the configuration's `bestMetric`);
+ * 2. load the best epoch's weights; with a head residual, choose its scale on validation
+ *    (`chooseCheckpointResidualScale`, written into the best checkpoint's config);
+ * 3. choose the threshold on the validation pairs by the rule given, apply it unchanged to each test split;
+ *    rank each split's query-candidate pairs (the query on the left) for MRR and mAP.
+ *
+ * Nothing but the validation split chooses. The caller owns the model (set up with its preset, weights
+ * and residual) and its cached tower features; afterwards the model holds the best epoch's weights at the
+ * chosen residual scale. The result is plain data.
+ *
+ * @module
+ */
+import type { SiameseRuCLIP } from "../model/siamese.ts";
+import { loadCheckpoint } from "../model/checkpoint.ts";
+import { applyThreshold, chooseThreshold, type ChosenThreshold, type PairReport } from "../eval/pair_metrics.ts";
+import { queryPairRanking, type RankingSummary } from "../eval/ranking.ts";
+import type { ThresholdRule } from "../eval/threshold.ts";
+import type { TrainingConfig } from "../train/config.ts";
+import { scorePairSets } from "../train/evaluate.ts";
+import type { ProductInputs } from "../train/product_inputs.ts";
+import {
+  chooseCheckpointResidualScale,
+  queryCandidatePairs,
+  type ResidualScaleChoice,
+} from "../train/residual_scale.ts";
+import { trainingStrategy } from "../train/strategies.ts";
+import {
+  type EpochRecord,
+  type PairIndexSet,
+  pairIndexSet,
+  type TrainingResult,
+  trainSiamese,
+} from "../train/trainer.ts";
+
+/** A split to evaluate: its pairs, and the pairs whose ranking per query gives MRR and mAP (query on the left). */
+export interface TrialSplit {
+  split: string;
+  pairs: PairIndexSet;
+  queryCandidates?: PairIndexSet;
+}
+
+/** A split's query-candidate rows (`SplitData.queryCandidates`). */
+type QueryCandidateRow = { query_sku: string; candidate_sku: string; label: number };
+
+/** A split's pairs as a `TrialSplit`, with its query-candidate pairs when the split has them. */
+export function trialSplit(
+  inputs: ProductInputs,
+  split: string,
+  pairs: readonly { skuLeft: string; skuRight: string; label: number; querySku?: string }[],
+  queryCandidates?: readonly QueryCandidateRow[],
+): TrialSplit {
+  return {
+    split,
+    pairs: pairIndexSet(inputs, pairs),
+    ...(queryCandidates && queryCandidates.length > 0
+      ? { queryCandidates: queryCandidatePairs(inputs, queryCandidates) }
+      : {}),
+  };
+}
+
+/**
+ * A dataset's splits as a trial's sets: `train` to train on, `val` to choose on, every other split of `pairs`
+ * a test split; each with its query-candidate pairs where `splits` has them.
+ */
+export function trialSets(
+  inputs: ProductInputs,
+  pairs: Readonly<Record<string, readonly { skuLeft: string; skuRight: string; label: number; querySku?: string }[]>>,
+  splits: readonly { split: string; queryCandidates?: readonly QueryCandidateRow[] }[] = [],
+): Pick<TrialOptions, "train" | "validation" | "tests"> {
+  for (const needed of ["train", "val"]) {
+    if (!pairs[needed]) {
+      throw new Error(`trialSets: no "${needed}" split (splits: ${Object.keys(pairs).join(", ") || "none"})`);
+    }
+  }
+  const of = (name: string) =>
+    trialSplit(inputs, name, pairs[name], splits.find((s) => s.split === name)?.queryCandidates);
+  return {
+    train: pairIndexSet(inputs, pairs.train),
+    validation: of("val"),
+    tests: Object.keys(pairs).filter((name) => name !== "train" && name !== "val").map(of),
+  };
+}
+
+/** Options of `runTrial`. */
+export interface TrialOptions {
+  /** The model to train (the caller's: set up, owned and disposed by it). */
+  model: SiameseRuCLIP;
+  inputs: ProductInputs;
+  /** All products' tower features (feature_cache.ts); head mode needs them, text mode uses their image columns. */
+  features?: Float32Array;
+  config: TrainingConfig;
+  train: PairIndexSet;
+  /** What chooses: the best epoch, the residual scale and the threshold. */
+  validation: TrialSplit;
+  /** Evaluated at the validation-chosen threshold, never chosen on. */
+  tests: readonly TrialSplit[];
+  /** How the threshold is chosen on validation. */
+  rule: ThresholdRule;
+  /** Residual scales to try (default the grid); `[]` keeps the trained scale. Ignored without a head residual. */
+  residualScales?: readonly number[];
+  /** Checkpoints: `<runDir>/best`, `<runDir>/final`; per-epoch ones under `tmpDir` (trainer's default). */
+  runDir: string;
+  tmpDir?: string;
+  resumeFrom?: string;
+  onEpoch?: (record: EpochRecord, history: EpochRecord[]) => void | Promise<void>;
+  progress?: boolean;
+}
+
+/** One split at the validation-chosen threshold. */
+export interface TrialEvaluation {
+  split: string;
+  report: PairReport;
+  /** MRR, mAP and the rest over the split's query-candidate pairs; null when it has none. */
+  ranking: RankingSummary | null;
+}
+
+/** What `runTrial` found. */
+export interface TrialResult {
+  config: TrainingConfig;
+  training: TrainingResult;
+  /** The residual's scale chosen on validation; null without a residual (or with `residualScales: []`). */
+  residual: ResidualScaleChoice | null;
+  /** The threshold chosen on validation (with the validation metrics at it). */
+  chosen: ChosenThreshold;
+  validation: TrialEvaluation;
+  tests: TrialEvaluation[];
+  seconds: number;
+}
+
+/** The headline numbers of an evaluation, flat (for run records and tables). */
+export function evaluationNumbers(evaluation: TrialEvaluation): Record<string, number> {
+  const { report, ranking } = evaluation;
+  return {
+    precision: report.precision,
+    recall: report.recall,
+    f1: report.f1,
+    roc_auc: report.rocAuc,
+    average_precision: report.averagePrecision,
+    ...(ranking ? { mrr: ranking.mrr, map: ranking.map } : {}),
+  };
+}
+
+function rankingOf(set: PairIndexSet | undefined, scores: Float64Array | undefined): RankingSummary | null {
+  if (!set || !scores || set.labels.length === 0) return null;
+  return queryPairRanking({ queries: set.left, left: set.left, right: set.right, scores, labels: set.labels }).summary;
+}
+
+/** Runs one trial; see the module comment. */
+export async function runTrial(options: TrialOptions): Promise<TrialResult> {
+  const started = performance.now();
+  const { model, inputs, features, config, validation, tests } = options;
+  const names = [validation.split, ...tests.map((t) => t.split)];
+  const repeated = names.find((name, i) => names.indexOf(name) !== i);
+  if (repeated) throw new Error(`runTrial: split "${repeated}" is given twice (splits: ${names.join(", ")})`);
+  for (const split of [validation, ...tests]) {
+    if (split.pairs.labels.length === 0) throw new Error(`runTrial: split "${split.split}" has no pairs`);
+  }
+  const training = await trainSiamese({
+    model,
+    inputs,
+    features,
+    config,
+    train: options.train,
+    validation: validation.pairs,
+    runDir: options.runDir,
+    tmpDir: options.tmpDir,
+    resumeFrom: options.resumeFrom,
+    onEpoch: options.onEpoch,
+    progress: options.progress,
+  });
+  model.loadStateDict((await loadCheckpoint(training.bestDir)).stateDict, { strict: true });
+  const scoring = trainingStrategy(config.mode).scoringInputs(model, features);
+  const residual = await chooseCheckpointResidualScale({
+    model,
+    inputs,
+    validation: validation.pairs,
+    queryCandidates: validation.queryCandidates,
+    scoring,
+    scales: options.residualScales,
+    checkpointDir: training.bestDir,
+  });
+
+  const splits = [validation, ...tests];
+  const sets = splits.flatMap((s) => (s.queryCandidates ? [s.pairs, s.queryCandidates] : [s.pairs]));
+  const scored = await scorePairSets(model, inputs, sets, scoring);
+  let next = 0;
+  const scoresOf = splits.map((s) => ({
+    pairs: scored[next++].scores,
+    queryCandidates: s.queryCandidates ? scored[next++].scores : undefined,
+  }));
+  const chosen = chooseThreshold(validation.pairs.labels, scoresOf[0].pairs, options.rule);
+  const evaluations = splits.map((s, i): TrialEvaluation => ({
+    split: s.split,
+    report: i === 0 ? chosen.validation : applyThreshold(chosen, s.pairs.labels, scoresOf[i].pairs),
+    ranking: rankingOf(s.queryCandidates, scoresOf[i].queryCandidates),
+  }));
+  return {
+    config,
+    training,
+    residual,
+    chosen,
+    validation: evaluations[0],
+    tests: evaluations.slice(1),
+    seconds: (performance.now() - started) / 1000,
+  };
+}
