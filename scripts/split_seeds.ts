@@ -1,5 +1,5 @@
 /**
- * `deno task seeds`: the demo's training across split seeds (lib/bench/split_seeds.ts). For each split
+ * `deno task seeds`: the demo's training across split seeds (lib/experiment/split_seeds.ts). For each split
  * seed the leak-free split by query is made in memory; each training variant trains the head on the
  * cached tower features and is scored on the test split next to the raw tower features and the
  * zero-shot encoders.
@@ -17,7 +17,7 @@ import {
   runSeedStudy,
   SEED_STUDY_VARIANTS,
   writeSeedStudyReports,
-} from "../lib/bench/split_seeds.ts";
+} from "../lib/experiment/split_seeds.ts";
 import { datasetLayout } from "../lib/data/layout.ts";
 import { parseSplitRatios } from "../lib/data/split.ts";
 import { PAIR_RENDERING_DEFAULTS } from "../lib/notebook/suite_params.ts";

@@ -82,6 +82,19 @@ describe("run records", () => {
     expect(b.status).toBe("running");
   });
 
+  it("a script's run that fails says so itself, with the error and its wall time", async () => {
+    const store = new LocalRunStore(await Deno.makeTempDir({ prefix: "runs-" }));
+    let clock = Date.parse("2026-12-06T10:00:00Z");
+    const run = await startRun({ notebook: "benchmark", params: [], sinks: [store], now: () => new Date(clock) });
+    clock += 5_000;
+    await run.fail("the learning rate must be > 0");
+    expect(JSON.parse(Deno.readTextFileSync(join(store.dir(run.id), "run.json")))).toMatchObject({
+      status: "failed",
+      error: "the learning rate must be > 0",
+      seconds: 5,
+    });
+  });
+
   it("takes a notebook's parameters with their origin, and the commit it ran at", async () => {
     const P = await notebookParams({ LR: number(0.1, { min: 0 }), NAME: text("x") }, {
       env: { LR: "0.5" },

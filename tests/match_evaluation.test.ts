@@ -106,5 +106,16 @@ describe("the pair classifier on an imported dataset", () => {
     // The bi-encoder on the same pairs.
     const bi = scoredPairsTrial(siamese, splits, { kind: "f1" });
     expect(bi.test.rocAuc).toBe(1);
+    // Asked for the Siamese classifier alone (the benchmark fits the evidence-only one once), it fits one.
+    const alone = await evaluatePairClassifiers({
+      dataset: "mag",
+      root,
+      rule: { kind: "f1" },
+      siamese: { siamese, towers, components: 2 },
+      boosted: { rounds: 20, earlyStopping: 5, params: { nthread: 1 } },
+      evidenceOnly: false,
+    });
+    expect(alone.trials.map((t) => t.model)).toEqual([CLASSIFIER_NAMES.full]);
+    alone.trials.forEach((t) => t.classifier.dispose());
   });
 });

@@ -13,6 +13,7 @@ import { readParquetKeyValueMetadata } from "../lib/eval/predictions.ts";
 import { type CellRecord, runCellsInKernel } from "./kernel_client.ts";
 import { runImportedSuite } from "./helpers.ts";
 import { LocalRunStore } from "../lib/experiment/run_record.ts";
+import { BENCHMARK_METHODS } from "../lib/experiment/benchmark.ts";
 
 interface NotebookCell {
   cell_type: string;
@@ -132,6 +133,25 @@ describe("notebook suite, end to end", () => {
     expect(summary.residualScale.trained).toBe(0.1);
     expect(summary.residualScale.rows.map((r: { scale: number }) => r.scale)).toContain(summary.residualScale.chosen);
     expect(bestConfig.headResidual).toBe(summary.residualScale.chosen);
+
+    // The benchmark pipeline on the demo the notebooks just made (--quick: one trial of one epoch, every
+    // baseline, both pair classifiers), its reports under reports/benchmarks/ named as a smoke run.
+    const bench = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", join(projectRoot, "scripts", "benchmark.ts"), "--dataset", "demo", "--quick"],
+      cwd: projectRoot,
+      env: { CLIP_SIAMESE_DATA: data, CLIP_SIAMESE_REPORTS: reports, TFJS_BACKEND: "wasm" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const benchLog = new TextDecoder().decode(bench.stdout) + new TextDecoder().decode(bench.stderr);
+    if (!bench.success) throw new Error(`deno task benchmark --dataset demo --quick failed:\n${benchLog}`);
+    const benchmark = JSON.parse(await Deno.readTextFile(join(reports, "benchmarks", "demo-quick.json")));
+    expect(benchmark.trials.map((t: { status: string }) => t.status)).toEqual(["finished"]);
+    const benchMethods = new Set(benchmark.rows.map((r: { method: string }) => r.method));
+    for (const method of [...Object.values(BENCHMARK_METHODS), "zero-shot sbert-tiny"]) {
+      if (method !== BENCHMARK_METHODS.randomCosine) expect(benchMethods.has(method)).toBe(true);
+    }
+    expect(await Deno.readTextFile(join(reports, "benchmarks", "demo-quick.md"))).toContain("QUICK smoke run");
 
     // What users look at names no machine path: not the project's, not the data folder's.
     const leaks = await filesContaining(reports, [projectRoot, data, reports]);

@@ -193,6 +193,17 @@ export class RunHandle {
     this.record.seconds = (finished.getTime() - Date.parse(this.record.started)) / 1000;
     return this.flush();
   }
+
+  /** Marks the run failed with its error (a script's run; the notebook runner marks notebook runs itself). */
+  fail(error: string, failedAt?: string) {
+    const finished = this.now();
+    this.record.status = "failed";
+    this.record.error = error;
+    if (failedAt) this.record.failedAt = failedAt;
+    this.record.finished = finished.toISOString();
+    this.record.seconds = (finished.getTime() - Date.parse(this.record.started)) / 1000;
+    return this.flush();
+  }
 }
 
 /** Starts a run record (status "running") and writes it at once. */

@@ -80,6 +80,8 @@ export interface ClassifierEvaluationOptions {
   boosted?: BoostedClassifierOptions;
   /** Save each classifier under `<saveDir>/<full|evidence>/`. */
   saveDir?: string;
+  /** Also the classifier without the Siamese features (default true; always when `siamese` is null). */
+  evidenceOnly?: boolean;
 }
 
 /** The headline numbers of a trial, named as the other testing notebooks name them. */
@@ -209,7 +211,9 @@ export async function evaluatePairClassifiers(options: ClassifierEvaluationOptio
   const trials: ClassifierTrial[] = [];
   try {
     if (options.siamese) trials.push(await classifierTrial(CLASSIFIER_NAMES.full, full, splits, options, "full"));
-    trials.push(await classifierTrial(CLASSIFIER_NAMES.evidence, evidence, splits, options, "evidence"));
+    if (!options.siamese || options.evidenceOnly !== false) {
+      trials.push(await classifierTrial(CLASSIFIER_NAMES.evidence, evidence, splits, options, "evidence"));
+    }
   } catch (error) {
     trials.forEach((t) => t.classifier.dispose());
     throw error;

@@ -33,7 +33,7 @@ import { cachedTowerFeatures } from "../train/feature_cache.ts";
 import { ProductInputs } from "../train/product_inputs.ts";
 import { productRecords, setupModel, type SuiteModelPreset } from "../train/session.ts";
 import { pairIndexSet } from "../train/trainer.ts";
-import { runTrial, type TrialEvaluation, trialSplit } from "../experiment/trial.ts";
+import { runTrial, type TrialEvaluation, trialSplit } from "./trial.ts";
 
 /** One way of training, run on every seed. */
 export interface TrainingVariant {

@@ -1,5 +1,5 @@
 /**
- * The split-seed study's verdicts, means and report (lib/bench/split_seeds.ts) on a result written here,
+ * The split-seed study's verdicts, means and report (lib/experiment/split_seeds.ts) on a result written here,
  * and `deno task seeds` refusing to run without the demo's dataset. The study's training itself runs the
  * trainer and the evaluation flows, tested where they live.
  */
@@ -15,7 +15,7 @@ import {
   seedStudyVerdicts,
   type SplitMetrics,
   writeSeedStudyReports,
-} from "../lib/bench/split_seeds.ts";
+} from "../lib/experiment/split_seeds.ts";
 import { projectRoot } from "../lib/paths.ts";
 import { validateTrainingConfig } from "../lib/train/config.ts";
 
