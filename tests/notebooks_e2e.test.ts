@@ -44,6 +44,22 @@ async function filesContaining(dir: string, needles: string[]): Promise<string[]
   return found;
 }
 
+/** Runs one of the project's scripts as a user would, in the test's data and reports folders. */
+async function runScript(
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ success: boolean; log: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", join(projectRoot, "scripts", script), ...args],
+    cwd: projectRoot,
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { success: out.success, log: new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr) };
+}
+
 /** Progress bars of one cell: updates arrive while it runs (before idle), none late, each ends at 100%. */
 function checkBars(record: CellRecord): void {
   const bars = new Map<string, { t: number; text: string; late: boolean }[]>();
@@ -66,15 +82,13 @@ describe("notebook suite, end to end", () => {
   it("runs every notebook of the test preset through nbconvert and writes the report", async () => {
     const data = await Deno.makeTempDir({ prefix: "e2e-data-" });
     const reports = await Deno.makeTempDir({ prefix: "e2e-reports-" });
-    const run = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", join(projectRoot, "scripts", "notebooks.ts"), "--preset", "test"],
-      cwd: projectRoot,
-      env: { CLIP_SIAMESE_DATA: data, CLIP_SIAMESE_REPORTS: reports, EPOCHS: "4", TFJS_BACKEND: "wasm" },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const log = new TextDecoder().decode(run.stdout) + new TextDecoder().decode(run.stderr);
-    if (!run.success) throw new Error(`the suite failed:\n${log.slice(-4000)}`);
+    const { success, log } = await runScript("notebooks.ts", ["--preset", "test"], {
+      CLIP_SIAMESE_DATA: data,
+      CLIP_SIAMESE_REPORTS: reports,
+      EPOCHS: "4",
+      TFJS_BACKEND: "wasm",
+    });
+    if (!success) throw new Error(`the suite failed:\n${log.slice(-4000)}`);
 
     const suite = (await loadSuite()).filter((e) => e.presets.includes("test"));
     expect(suite.length).toBeGreaterThanOrEqual(12);
@@ -136,15 +150,12 @@ describe("notebook suite, end to end", () => {
 
     // The benchmark pipeline on the demo the notebooks just made (--quick: one trial of one epoch, every
     // baseline, both pair classifiers), its reports under reports/benchmarks/ named as a smoke run.
-    const bench = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", join(projectRoot, "scripts", "benchmark.ts"), "--dataset", "demo", "--quick"],
-      cwd: projectRoot,
-      env: { CLIP_SIAMESE_DATA: data, CLIP_SIAMESE_REPORTS: reports, TFJS_BACKEND: "wasm" },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const benchLog = new TextDecoder().decode(bench.stdout) + new TextDecoder().decode(bench.stderr);
-    if (!bench.success) throw new Error(`deno task benchmark --dataset demo --quick failed:\n${benchLog}`);
+    const bench = await runScript("benchmark.ts", ["--dataset", "demo", "--quick"], {
+      CLIP_SIAMESE_DATA: data,
+      CLIP_SIAMESE_REPORTS: reports,
+      TFJS_BACKEND: "wasm",
+    });
+    if (!bench.success) throw new Error(`deno task benchmark --dataset demo --quick failed:\n${bench.log}`);
     const benchmark = JSON.parse(await Deno.readTextFile(join(reports, "benchmarks", "demo-quick.json")));
     expect(benchmark.trials.map((t: { status: string }) => t.status)).toEqual(["finished"]);
     const benchMethods = new Set(benchmark.rows.map((r: { method: string }) => r.method));
@@ -160,14 +171,12 @@ describe("notebook suite, end to end", () => {
     // The user's DATASET beats the preset: the demo's dataset is not reprocessed or rewritten.
     const processed = join(data, "tables_demo_geo", "processed", "demo_geo.parquet");
     const before = (await Deno.stat(processed)).mtime?.getTime();
-    const mine = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", join(projectRoot, "scripts", "notebooks.ts"), "--preset", "test", "make_OZ_geo_5500"],
-      cwd: projectRoot,
-      env: { CLIP_SIAMESE_DATA: data, CLIP_SIAMESE_REPORTS: reports, DATASET: "mine" },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const mineLog = new TextDecoder().decode(mine.stdout) + new TextDecoder().decode(mine.stderr);
+    const mine = await runScript("notebooks.ts", ["--preset", "test", "make_OZ_geo_5500"], {
+      CLIP_SIAMESE_DATA: data,
+      CLIP_SIAMESE_REPORTS: reports,
+      DATASET: "mine",
+    });
+    const mineLog = mine.log;
     expect(mine.success).toBe(false);
     expect(mineLog).toMatch(/FAILED notebooks\/1_dataset_creation\/make_OZ_geo_5500\.ipynb at In\[\d+\]/);
     expect(mineLog).toContain("tables_mine");
@@ -197,6 +206,20 @@ describe("notebook suite, end to end", () => {
     const trainCell = records.find((r) => r.pass === 1 && r.cell === trainIndex);
     expect(trainCell).toBeDefined();
     checkBars(trainCell!);
+
+    // Two training runs with different parameters (the suite's EPOCHS=4 and the live kernel's EPOCHS=2), side by
+    // side in compare_runs: the differing parameters first, the validation curves overlaid.
+    const compare = await runScript("notebooks.ts", ["--preset", "test", "compare_runs"], {
+      CLIP_SIAMESE_DATA: data,
+      CLIP_SIAMESE_REPORTS: reports,
+    });
+    if (!compare.success) throw new Error(`compare_runs failed:\n${compare.log.slice(-4000)}`);
+    const compared = JSON.parse(await Deno.readTextFile(join(reports, "results", "compare_runs.json")));
+    const sideBySide = compared.tables[0].rows as Record<string, unknown>[];
+    expect(sideBySide.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(sideBySide.map((r) => r.EPOCHS))).toEqual(new Set(["4", "2"]));
+    expect(Object.keys(sideBySide[0]).indexOf("EPOCHS")).toBeLessThan(Object.keys(sideBySide[0]).indexOf("test_f1"));
+    expect(compared.figures[0].figure.data.length).toBe(sideBySide.length);
 
     // Another dataset: pairs imported from a WDC-shaped pair table, then training, embedding and testing on it
     // through DATASET, with the vocabulary learnt from its training split.

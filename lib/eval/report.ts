@@ -49,6 +49,7 @@ export const TESTING_NOTEBOOKS: readonly { notebook: string; title: string }[] =
     notebook: "clip_siamese_test",
     title: "Pair classifier: evidence of both records, with and without the Siamese features",
   },
+  { notebook: "compare_runs", title: "Recorded runs compared" },
 ];
 
 /**
@@ -291,7 +292,7 @@ export function reportHtml(collected: CollectedResults, created = new Date().toI
 <p class="note">notebook <code>${escapeHtml(r.notebook)}</code> · dataset <b>${escapeHtml(r.dataset)}</b> · split <b>${
       escapeHtml(r.split)
     }</b> · run ${escapeHtml(r.created)}</p>
-<div class="scroll">${htmlTable(headlineRows(r), headlineCaption(r))}</div>
+${Object.keys(r.headline).length ? `<div class="scroll">${htmlTable(headlineRows(r), headlineCaption(r))}</div>` : ""}
 ${r.notes.map((n) => `<p class="note">${escapeHtml(n)}</p>`).join("\n")}
 ${r.tables.map((t) => `<div class="scroll">${htmlTable(t.rows, t.title)}</div>`).join("\n")}
 ${figures}
