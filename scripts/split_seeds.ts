@@ -55,7 +55,7 @@ if (!(await exists(layout.processedParquet)) || !(await exists(layout.pairwiseDi
   throw new Error(`dataset "${values.dataset}" not found at ${shownPath(layout.tablesDir)}: run deno task demo first`);
 }
 
-await selectBackend();
+const backend = await selectBackend();
 const result = await runSeedStudy({
   dataset: values.dataset!,
   seeds,
@@ -74,6 +74,7 @@ const result = await runSeedStudy({
   ],
   rule: { kind: "fpr", target: 0.05 },
   runRoot: join(dataDir(), "runs", "split_seeds"),
+  backend: { name: backend.backend, threads: Number(backend.detail?.match(/(\d+) thread/)?.[1]) || null },
   log: console.log,
 });
 console.log(renderSeedStudyMarkdown(result));

@@ -21,7 +21,15 @@ import { scorePairs } from "../lib/train/evaluate.ts";
 import { DEFAULT_TRAINING_CONFIG, type TrainingConfig } from "../lib/train/config.ts";
 import { pairIndexSet } from "../lib/train/trainer.ts";
 import { SeededRandom } from "../lib/data/random.ts";
-import { evaluationNumbers, runTrial, type TrialOptions, trialSets, trialSplit } from "../lib/experiment/trial.ts";
+import {
+  evaluationNumbers,
+  runRecordedTrial,
+  runTrial,
+  type TrialOptions,
+  trialSets,
+  trialSplit,
+} from "../lib/experiment/trial.ts";
+import { LocalRunStore } from "../lib/experiment/run_record.ts";
 
 await selectBackend("cpu", { quiet: true });
 const tokenizer = await loadTokenizer(join(shippedDir, "tokenizer-demo"));
@@ -168,6 +176,28 @@ describe("runTrial", () => {
     expect(() => trialSets(inputs, { train: train.pairs, test: test.pairs })).toThrow(
       'trialSets: no "val" split (splits: train, test)',
     );
+  });
+
+  it("a recorded trial leaves its run record: curves, every split's numbers, or the error when it fails", async () => {
+    const store = new LocalRunStore(join(dir, "runs"));
+    const recording = { notebook: "seeds", dataset: "toy", run: "r", params: [{ name: "LR", value: 1e-3 }] };
+    const model = createSiameseRuCLIP(modelConfig, { seed: 3 });
+    try {
+      const trial = await runRecordedTrial(trialOptions(model, "recorded"), { ...recording, sinks: [store] });
+      const [record] = await store.list();
+      expect(record).toMatchObject({ status: "finished", epochs: 2, notebook: "seeds", run: "r" });
+      expect(record.metrics["test/f1"]).toBe(trial.tests[0].report.f1);
+      expect(record.metrics["test/mrr"]).toBe(trial.tests[0].ranking!.mrr);
+      expect(record.metrics.best_epoch).toBe(trial.training.bestEpoch);
+      expect((await store.curves(record.id)).map((row) => row.epoch)).toEqual([1, 2]);
+      const broken = { ...trialOptions(model, "broken"), config: { ...config, learningRate: -1 } };
+      await expect(runRecordedTrial(broken, { ...recording, run: "b", sinks: [store] })).rejects.toThrow();
+      const failed = (await store.list()).find((r) => r.run === "b")!;
+      expect(failed.status).toBe("failed");
+      expect(failed.error).toMatch(/learning/i);
+    } finally {
+      model.dispose();
+    }
   });
 
   it("cleans up", async () => {

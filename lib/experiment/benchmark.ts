@@ -47,9 +47,9 @@ import {
   type TextPretrainingResult,
   textPretrainingRows,
 } from "../train/text_pretraining.ts";
-import { epochCurveRow, pairIndexSet } from "../train/trainer.ts";
-import { LocalRunStore, type RunSink, startRun } from "./run_record.ts";
-import { runTrial, type TrialEvaluation, type TrialSplit, trialSplit } from "./trial.ts";
+import { pairIndexSet } from "../train/trainer.ts";
+import { LocalRunStore, type RunSink } from "./run_record.ts";
+import { runRecordedTrial, type TrialEvaluation, type TrialSplit, trialSplit } from "./trial.ts";
 
 /** A published result on one test split (F1), quoted with its source. */
 export interface PublishedAnchor {
@@ -579,14 +579,6 @@ export async function runBenchmark(plan: BenchmarkPlan, options: BenchmarkOption
             `batch ${config.batchSize}, epochs ${config.epochs}` +
             (trial.headResidual ? `, residual ${trial.headResidual}` : ""),
         );
-        const runRecord = await startRun({
-          notebook: "benchmark",
-          dataset: plan.dataset,
-          run: `${plan.name}/seed-${seed}/${trial.name}`,
-          params: trialParams(plan, trial, config, options.epochs),
-          backend: options.backend ?? null,
-          sinks: options.runSinks ?? [new LocalRunStore(join(plan.root, "runs"))],
-        });
         const trialModel = (await setup(seed, textWeights, trial.headResidual)).model;
         try {
           const features = await cachedTowerFeatures(trialModel, inputs, { cacheDir, progress: false });
@@ -594,7 +586,7 @@ export async function runBenchmark(plan: BenchmarkPlan, options: BenchmarkOption
             throw new Error(`trial ${trial.name}: its initialisation differs from the starting features'`);
           }
           const done = await stage("trials", () =>
-            runTrial({
+            runRecordedTrial({
               model: trialModel,
               inputs,
               features: features.features,
@@ -606,14 +598,20 @@ export async function runBenchmark(plan: BenchmarkPlan, options: BenchmarkOption
               runDir: trialDir,
               tmpDir: join(seedDir, "tmp", trial.name),
               progress: false,
-              onEpoch: async (r) => {
+              onEpoch: (r) =>
                 log(
                   `  epoch ${r.epoch}/${config.epochs}: train loss ${r.trainLoss.toFixed(4)}, val loss ` +
                     `${r.valLoss.toFixed(4)}, val F1 ${r.f1.toFixed(4)}, val AUC ${r.auc.toFixed(4)}, ` +
                     `${r.seconds.toFixed(1)} s`,
-                );
-                await runRecord.epoch(epochCurveRow(r));
-              },
+                ),
+            }, {
+              notebook: "benchmark",
+              dataset: plan.dataset,
+              run: `${plan.name}/seed-${seed}/${trial.name}`,
+              params: trialParams(plan, trial, config, options.epochs),
+              backend: options.backend ?? null,
+              sinks: options.runSinks ?? [new LocalRunStore(join(plan.root, "runs"))],
+              artifacts: { trial: join(trialDir, "trial.json") },
             }));
           await Deno.remove(join(seedDir, "tmp", trial.name), { recursive: true }).catch(() => {});
           const record: TrialRecord = {
@@ -652,25 +650,11 @@ export async function runBenchmark(plan: BenchmarkPlan, options: BenchmarkOption
             ),
           };
           await writeJsonAtomic(join(trialDir, "trial.json"), { key, record });
-          await runRecord.finish({
-            metrics: {
-              best_epoch: record.bestEpoch!,
-              val_f1: record.validationF1!,
-              ...Object.fromEntries(record.rows!.flatMap((r) => [
-                [`${r.split}/f1`, r.f1],
-                [`${r.split}/average_precision`, r.averagePrecision],
-                [`${r.split}/mrr`, r.mrr],
-              ])),
-            },
-            artifacts: { best_checkpoint: done.training.bestDir, trial: join(trialDir, "trial.json") },
-            thresholdRule: describeRule(plan.rule),
-          });
           trialRecords.push(record);
           log(`  val F1 ${record.validationF1!.toFixed(4)}; test F1 ${record.rows!.map(rowF1).join(", ")}`);
         } catch (error) {
           const message = error instanceof Error ? error.message : String(error);
           log(`${header} FAILED: ${message.split("\n")[0]}; the other trials go on`);
-          await runRecord.fail(message);
           trialRecords.push({
             seed,
             name: trial.name,

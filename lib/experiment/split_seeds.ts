@@ -33,7 +33,8 @@ import { cachedTowerFeatures } from "../train/feature_cache.ts";
 import { ProductInputs } from "../train/product_inputs.ts";
 import { productRecords, setupModel, type SuiteModelPreset } from "../train/session.ts";
 import { pairIndexSet } from "../train/trainer.ts";
-import { runTrial, type TrialEvaluation, trialSplit } from "./trial.ts";
+import { runRecordedTrial, type TrialEvaluation, trialSplit } from "./trial.ts";
+import type { RunSink } from "./run_record.ts";
 
 /** One way of training, run on every seed. */
 export interface TrainingVariant {
@@ -133,6 +134,10 @@ export interface SeedStudyOptions {
   rule: ThresholdRule;
   /** Checkpoints go under `<runRoot>/<variant>-seed<seed>`. */
   runRoot: string;
+  /** The tfjs backend, for the trials' run records. */
+  backend?: { name: string; threads?: number | null };
+  /** Where each trial's run record goes (default the local store). */
+  runSinks?: RunSink[];
   log?: (line: string) => void;
 }
 
@@ -239,7 +244,7 @@ export async function runSeedStudy(options: SeedStudyOptions): Promise<SeedStudy
         });
         try {
           // The training notebook's flow: train, residual scale and threshold on validation, then test.
-          const trial = await runTrial({
+          const trial = await runRecordedTrial({
             model,
             inputs,
             features,
@@ -250,6 +255,23 @@ export async function runSeedStudy(options: SeedStudyOptions): Promise<SeedStudy
             rule: options.rule,
             runDir: join(options.runRoot, `${variant.name}-seed${seed}`),
             progress: false,
+          }, {
+            notebook: "seeds",
+            dataset: options.dataset,
+            run: `${variant.name}/split-seed-${seed}`,
+            params: [
+              { name: "VARIANT", value: variant.name, origin: "environment" },
+              { name: "SPLIT_SEED", value: seed, origin: "environment" },
+              { name: "PRESET", value: options.preset, origin: "preset" },
+              { name: "HEAD_RESIDUAL", value: variant.headResidual ?? 0, origin: "preset" },
+              ...Object.entries(variant.config).map(([name, value]) => ({
+                name,
+                value: value as string | number | boolean,
+                origin: "preset" as const,
+              })),
+            ],
+            backend: options.backend ?? null,
+            ...(options.runSinks ? { sinks: options.runSinks } : {}),
           });
           const row: SeedStudyRow = {
             seed,

@@ -19,7 +19,8 @@ import type { SiameseRuCLIP } from "../model/siamese.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
 import { applyThreshold, chooseThreshold, type ChosenThreshold, type PairReport } from "../eval/pair_metrics.ts";
 import { queryPairRanking, type RankingSummary } from "../eval/ranking.ts";
-import type { ThresholdRule } from "../eval/threshold.ts";
+import { describeRule, type ThresholdRule } from "../eval/threshold.ts";
+import type { ParamOrigin, ParamValue } from "../notebook/params.ts";
 import type { TrainingConfig } from "../train/config.ts";
 import { scorePairSets } from "../train/evaluate.ts";
 import type { ProductInputs } from "../train/product_inputs.ts";
@@ -30,12 +31,14 @@ import {
 } from "../train/residual_scale.ts";
 import { trainingStrategy } from "../train/strategies.ts";
 import {
+  epochCurveRow,
   type EpochRecord,
   type PairIndexSet,
   pairIndexSet,
   type TrainingResult,
   trainSiamese,
 } from "../train/trainer.ts";
+import { numericMetrics, type RunSink, startRun } from "./run_record.ts";
 
 /** A split to evaluate: its pairs, and the pairs whose ranking per query gives MRR and mAP (query on the left). */
 export interface TrialSplit {
@@ -208,4 +211,59 @@ export async function runTrial(options: TrialOptions): Promise<TrialResult> {
     tests: evaluations.slice(1),
     seconds: (performance.now() - started) / 1000,
   };
+}
+
+/** A trial's run record (run_record.ts): who ran it, its parameters with their origin, where it goes. */
+export interface TrialRecording {
+  notebook: string;
+  dataset: string;
+  run: string;
+  params: readonly { name: string; value: ParamValue; origin?: ParamOrigin }[];
+  backend?: { name: string; threads?: number | null } | null;
+  /** Default: the local store under the data folder. */
+  sinks?: RunSink[];
+  /** Artifacts besides the best checkpoint. */
+  artifacts?: Record<string, string>;
+}
+
+/** A trial's final numbers for its run record: best epoch, validation F1, and `<split>/<metric>` per test split. */
+export function trialMetrics(result: TrialResult): Record<string, number> {
+  return {
+    best_epoch: result.training.bestEpoch,
+    val_f1: result.validation.report.f1,
+    ...Object.assign({}, ...result.tests.map((t) => numericMetrics(`${t.split}/`, evaluationNumbers(t)))),
+  };
+}
+
+/**
+ * `runTrial` that leaves a run record: started before training, a curve row per epoch, finished with
+ * `trialMetrics`, or marked failed with the error (which is rethrown).
+ */
+export async function runRecordedTrial(options: TrialOptions, recording: TrialRecording): Promise<TrialResult> {
+  const handle = await startRun({
+    notebook: recording.notebook,
+    dataset: recording.dataset,
+    run: recording.run,
+    params: recording.params,
+    backend: recording.backend ?? null,
+    ...(recording.sinks ? { sinks: recording.sinks } : {}),
+  });
+  try {
+    const result = await runTrial({
+      ...options,
+      onEpoch: async (record, history) => {
+        await options.onEpoch?.(record, history);
+        await handle.epoch(epochCurveRow(record));
+      },
+    });
+    await handle.finish({
+      metrics: trialMetrics(result),
+      artifacts: { best_checkpoint: result.training.bestDir, ...recording.artifacts },
+      thresholdRule: describeRule(options.rule),
+    });
+    return result;
+  } catch (error) {
+    await handle.fail(error instanceof Error ? error.message : String(error));
+    throw error;
+  }
 }
