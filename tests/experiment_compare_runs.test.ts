@@ -54,6 +54,10 @@ describe("comparing recorded runs", () => {
     expect(selectRuns(all, { dataset: "demo_geo", status: "finished" }).map((r) => r.id)).toEqual([a.id, b.id]);
     expect(selectRuns(all, { since: "2026-12-06T10:30" }).map((r) => r.id)).toEqual([b.id, other.id]);
     expect(selectRuns(all, { ids: ["20261205"] }).map((r) => r.id)).toEqual([failed.id]);
+    const trial = { ...record("20261206T130000Z-e", "2026-12-06T13:00:00Z", {}, {}), run: "wdc/seed-42/t1" };
+    expect(selectRuns([...all, trial], { tag: "wdc" }).map((r) => r.id)).toEqual([trial.id]);
+    expect(selectRuns([...all, trial], { tag: "dem" })).toEqual([]);
+    expect(selectRuns([...all, trial], { tag: "demo" })).toHaveLength(4);
     expect(() => selectRuns(all, { since: "yesterday" })).toThrow('since "yesterday" is not a date');
     expect(() => selectRuns(all, { ids: ["2026120"] })).toThrow(/matches 4 recorded runs .*give more of the id/);
     expect(() => selectRuns(all, { ids: ["zzz"] })).toThrow('run "zzz" matches 0 recorded runs');

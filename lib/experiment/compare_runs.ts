@@ -1,5 +1,5 @@
 /**
- * Comparing recorded runs (run_record.ts): pick runs by notebook, dataset, status, date or id; one table of
+ * Comparing recorded runs (run_record.ts): pick runs by notebook, dataset, status, tag (run name), date or id; one table of
  * parameters and metrics with the parameters that differ between the runs first; their validation curves
  * overlaid; a metric against a chosen parameter; the best run per metric. Plain functions over records, for
  * the `compare_runs` notebook and for scripts.
@@ -14,6 +14,8 @@ export interface RunSelection {
   notebook?: string;
   dataset?: string;
   status?: RunStatus;
+  /** The run's name, its tag (`RUN`; a benchmark trial's `<benchmark>/seed-<s>/<trial>`): equal, or a `tag/` prefix. */
+  tag?: string;
   /** Runs started at or after this date (ISO date or date-time). */
   since?: string;
   /** Run ids (or unique id prefixes). */
@@ -44,6 +46,7 @@ export function selectRuns(records: readonly RunRecord[], selection: RunSelectio
     (!selection.notebook || r.notebook === selection.notebook) &&
     (!selection.dataset || r.dataset === selection.dataset) &&
     (!selection.status || r.status === selection.status) &&
+    (!selection.tag || r.run === selection.tag || !!r.run?.startsWith(`${selection.tag}/`)) &&
     (since === null || Date.parse(r.started) >= since) &&
     (!selection.ids?.length || selection.ids.some((id) => r.id.startsWith(id)))
   ).sort((a, b) => a.started.localeCompare(b.started) || a.id.localeCompare(b.id));
