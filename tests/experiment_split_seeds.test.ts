@@ -5,7 +5,6 @@
  */
 import { describe, it } from "node:test";
 import { expect } from "expect";
-import { join } from "node:path";
 import {
   renderSeedStudyMarkdown,
   SEED_STUDY_VARIANTS,
@@ -16,8 +15,8 @@ import {
   type SplitMetrics,
   writeSeedStudyReports,
 } from "../lib/experiment/split_seeds.ts";
-import { projectRoot } from "../lib/paths.ts";
 import { validateTrainingConfig } from "../lib/train/config.ts";
+import { runScript } from "./helpers.ts";
 
 const metrics = (auc: number, ap: number, f1: number, mrr: number, map: number): SplitMetrics => ({
   auc,
@@ -91,15 +90,7 @@ describe("split-seed study", () => {
 
   it("deno task seeds names a missing dataset and what makes it", async () => {
     const data = await Deno.makeTempDir();
-    const seeds = async (...args: string[]) => {
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", join(projectRoot, "scripts", "split_seeds.ts"), ...args],
-        env: { CLIP_SIAMESE_DATA: data },
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
-    };
+    const seeds = (...args: string[]) => runScript("split_seeds.ts", args, { CLIP_SIAMESE_DATA: data });
     try {
       const missing = await seeds("--seeds", "1");
       expect(missing.code).not.toBe(0);

@@ -16,7 +16,7 @@ import {
   sweepPoints,
   sweepSummary,
 } from "../lib/experiment/sweep.ts";
-import { projectRoot } from "../lib/paths.ts";
+import { runScript } from "./helpers.ts";
 
 const GRID = parseSweepGrid(["LR=1e-4,3e-4", "MARGIN=1,2"]);
 
@@ -109,26 +109,12 @@ describe("sweeps", () => {
   it("deno task sweep runs each point through the batch runner, and a second run skips them", async () => {
     const data = await Deno.makeTempDir({ prefix: "sweep-data-" });
     const reports = await Deno.makeTempDir({ prefix: "sweep-reports-" });
-    const sweep = async () => {
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          join(projectRoot, "scripts", "sweep.ts"),
-          "compare_runs",
-          "CURVE=f1,auc",
-          "--preset",
-          "real",
-          "--name",
-          "s",
-        ],
-        cwd: projectRoot,
-        env: { CLIP_SIAMESE_DATA: data, CLIP_SIAMESE_REPORTS: reports, NOTEBOOK: "" },
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      return { code: out.code, log: new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr) };
-    };
+    const sweep = () =>
+      runScript("sweep.ts", ["compare_runs", "CURVE=f1,auc", "--preset", "real", "--name", "s"], {
+        CLIP_SIAMESE_DATA: data,
+        CLIP_SIAMESE_REPORTS: reports,
+        NOTEBOOK: "",
+      });
     try {
       const first = await sweep();
       if (first.code !== 0) throw new Error(first.log);

@@ -49,36 +49,39 @@ export async function runImportedSuite(options: {
   source: Record<string, string>;
 }): Promise<void> {
   const { data, reports, dataset, run } = options;
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      join(projectRoot, "scripts", "notebooks.ts"),
-      "--preset",
-      "test",
-      ...IMPORTED_DATASET_NOTEBOOKS,
-    ],
+  const output = await runScript("notebooks.ts", ["--preset", "test", ...IMPORTED_DATASET_NOTEBOOKS], {
+    CLIP_SIAMESE_DATA: data,
+    CLIP_SIAMESE_REPORTS: reports,
+    TFJS_BACKEND: "wasm",
+    DATASET: dataset,
+    SOURCE: "pair-table",
+    ...options.source,
+    RUN: run,
+    MODE: "text",
+    EPOCHS: "1",
+    PRETRAIN_EPOCHS: "2",
+    START_TEXT_WEIGHTS: join(data, "train_results", run, "text_tower_pretrained"),
+    PRESET: "tiny",
+    TOKENIZER: join(data, `tables_${dataset}`, "tokenizer"),
+  });
+  if (!output.success) {
+    throw new Error(`the suite on imported dataset ${dataset} failed:\n${output.log.slice(-4000)}`);
+  }
+}
+
+/** Runs one of the project's scripts as a user would (from the project root, in `env`); its exit and output. */
+export async function runScript(
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ success: boolean; code: number; log: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", join(projectRoot, "scripts", script), ...args],
     cwd: projectRoot,
-    env: {
-      CLIP_SIAMESE_DATA: data,
-      CLIP_SIAMESE_REPORTS: reports,
-      TFJS_BACKEND: "wasm",
-      DATASET: dataset,
-      SOURCE: "pair-table",
-      ...options.source,
-      RUN: run,
-      MODE: "text",
-      EPOCHS: "1",
-      PRETRAIN_EPOCHS: "2",
-      START_TEXT_WEIGHTS: join(data, "train_results", run, "text_tower_pretrained"),
-      PRESET: "tiny",
-      TOKENIZER: join(data, `tables_${dataset}`, "tokenizer"),
-    },
+    env,
     stdout: "piped",
     stderr: "piped",
   }).output();
-  if (!output.success) {
-    const log = new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr);
-    throw new Error(`the suite on imported dataset ${dataset} failed:\n${log.slice(-4000)}`);
-  }
+  const stderr = new TextDecoder().decode(out.stderr);
+  return { success: out.success, code: out.code, log: new TextDecoder().decode(out.stdout) + stderr, stderr };
 }

@@ -11,7 +11,7 @@ import { projectRoot } from "../lib/paths.ts";
 import { loadSuite } from "../lib/notebook/runner.ts";
 import { readParquetKeyValueMetadata } from "../lib/eval/predictions.ts";
 import { type CellRecord, runCellsInKernel } from "./kernel_client.ts";
-import { runImportedSuite } from "./helpers.ts";
+import { runImportedSuite, runScript } from "./helpers.ts";
 import { LocalRunStore } from "../lib/experiment/run_record.ts";
 import { BENCHMARK_METHODS } from "../lib/experiment/benchmark.ts";
 
@@ -42,22 +42,6 @@ async function filesContaining(dir: string, needles: string[]): Promise<string[]
     }
   }
   return found;
-}
-
-/** Runs one of the project's scripts as a user would, in the test's data and reports folders. */
-async function runScript(
-  script: string,
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ success: boolean; log: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(projectRoot, "scripts", script), ...args],
-    cwd: projectRoot,
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { success: out.success, log: new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr) };
 }
 
 /** Progress bars of one cell: updates arrive while it runs (before idle), none late, each ends at 100%. */
