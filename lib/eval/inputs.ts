@@ -28,6 +28,17 @@ export interface NamedEmbeddings {
   pairDistances?: (left: readonly string[], right: readonly string[], where: string) => Float64Array;
 }
 
+/** Vectors computed in memory (not read from the store) under a name: one row of `dim` per SKU. */
+export function inMemoryEmbeddings(
+  name: string,
+  skus: string[],
+  vectors: Float32Array,
+  dim: number,
+  distance: EmbeddingDistance,
+): NamedEmbeddings {
+  return { name, table: { skus, vectors, dim, info: { tag: name, kind: name, source: name, distance } } };
+}
+
 /** The rendered pairs of one split (label 1 = same product), as parallel arrays. */
 export interface PairSet {
   split: string;

@@ -24,7 +24,7 @@ import { join } from "node:path";
 import { datasetLayout } from "../data/layout.ts";
 import { fitOnTrainingSplit } from "../eval/lexical_baseline.ts";
 import { lexicalPairScores } from "../eval/lexical.ts";
-import { type NamedEmbeddings, readQueryCandidateSet } from "../eval/inputs.ts";
+import { inMemoryEmbeddings, readQueryCandidateSet } from "../eval/inputs.ts";
 import { applyThreshold, chooseThreshold, type PairReport } from "../eval/pair_metrics.ts";
 import { queryPairRanking, type RankingSummary } from "../eval/ranking.ts";
 import { describeRule, type ThresholdRule } from "../eval/threshold.ts";
@@ -362,13 +362,6 @@ function datasetSplit(inputs: ProductInputs, plan: BenchmarkPlan, split: string,
       label: candidates.labels[i],
     })),
   );
-}
-
-function embeddingsOf(name: string, skus: string[], vectors: Float32Array, dim: number): NamedEmbeddings {
-  return {
-    name,
-    table: { skus, vectors, dim, info: { tag: name, kind: name, source: name, distance: "euclidean" } },
-  };
 }
 
 /** A classifier trial's rows, one test split. */
@@ -817,8 +810,14 @@ async function siameseClassifierRows(
     if (chosen.residualScale) model.setHeadResidual(chosen.residualScale.chosen);
     const scoring = trainingStrategy(chosen.config.mode).scoringInputs(model, startFeatures);
     const vectors = await computeEmbeddings(model, inputs, undefined, { ...scoring, progress: false });
-    const siamese = embeddingsOf("SiameseRuCLIP", inputs.skus, vectors, model.embeddingDim);
-    const towers = embeddingsOf("starting tower features", inputs.skus, startFeatures, model.featureDim);
+    const siamese = inMemoryEmbeddings("SiameseRuCLIP", inputs.skus, vectors, model.embeddingDim, "euclidean");
+    const towers = inMemoryEmbeddings(
+      "starting tower features",
+      inputs.skus,
+      startFeatures,
+      model.featureDim,
+      "euclidean",
+    );
     for (const t of plan.testSplits) {
       const { trials } = await evaluatePairClassifiers({
         dataset: plan.dataset,

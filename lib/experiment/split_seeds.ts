@@ -23,7 +23,7 @@ import { planSplits, type SplitOptions } from "../data/pairwise.ts";
 import type { SplitData } from "../data/pairs.ts";
 import { concatRows } from "../embeddings/catalog.ts";
 import { evaluateQueryCandidates, evaluateRenderedPairs } from "../eval/flows.ts";
-import { type NamedEmbeddings, pairSetOf, queryCandidateSetOf } from "../eval/inputs.ts";
+import { inMemoryEmbeddings, type NamedEmbeddings, pairSetOf, queryCandidateSetOf } from "../eval/inputs.ts";
 import { describeRule, type ThresholdRule } from "../eval/threshold.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../fs.ts";
 import { reportsDir } from "../paths.ts";
@@ -187,16 +187,6 @@ function trialMetrics(evaluation: TrialEvaluation): SplitMetrics {
   return { auc: report.rocAuc, ap: report.averagePrecision, f1: report.f1, mrr: ranking.mrr, map: ranking.map };
 }
 
-function embeddingsOf(
-  name: string,
-  skus: string[],
-  vectors: Float32Array,
-  dim: number,
-  distance: "euclidean" | "cosine",
-) {
-  return { name, table: { skus, vectors, dim, info: { tag: name, kind: name, source: name, distance } } };
-}
-
 /** Runs the study; see the module comment. */
 export async function runSeedStudy(options: SeedStudyOptions): Promise<SeedStudyResult> {
   const log = options.log ?? (() => {});
@@ -212,14 +202,14 @@ export async function runSeedStudy(options: SeedStudyOptions): Promise<SeedStudy
   try {
     const { features } = await cachedTowerFeatures(start.model, inputs);
     const baselines: NamedEmbeddings[] = [
-      embeddingsOf("raw tower features", skus, features, start.model.featureDim, "euclidean"),
+      inMemoryEmbeddings("raw tower features", skus, features, start.model.featureDim, "euclidean"),
     ];
     for (const zeroShot of options.zeroShot) {
       const encoder = await loadSentenceEncoder(zeroShot.model);
       try {
         const vectors = await encoder.embed(records.map((p) => `${p.name}. ${p.description}`));
         baselines.push(
-          embeddingsOf(zeroShot.name, skus, concatRows(vectors, encoder.dimension), encoder.dimension, "cosine"),
+          inMemoryEmbeddings(zeroShot.name, skus, concatRows(vectors, encoder.dimension), encoder.dimension, "cosine"),
         );
       } finally {
         await encoder.dispose();
