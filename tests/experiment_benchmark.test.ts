@@ -15,6 +15,7 @@ import { benchmarkPlan, WDC_PUBLISHED_ANCHORS, WDC_TEST_SPLITS } from "../lib/ex
 import {
   benchmarkSummary,
   formatCell,
+  provenanceLine,
   renderBenchmarkMarkdown,
   writeBenchmarkReports,
 } from "../lib/experiment/benchmark_report.ts";
@@ -217,6 +218,14 @@ describe("benchmark pipeline", () => {
         classifier: false,
       });
       expect(again.trials.map((t) => [t.name, t.reused])).toEqual([["t", true]]);
+      // The report says which numbers were read back, and the command that makes them (seed 3 is not the default).
+      expect(provenanceLine(again)).toMatch(
+        new RegExp(
+          `^\\*\\*QUICK smoke run, not a result\\.\\*\\* seed 3; \\d+ s, with 1 of 1 trials read back from an earlier run \\(they took ${
+            again.trials[0].seconds!.toFixed(0)
+          } s\\); .*Written by \`deno task benchmark --dataset wdc-products-80cc-small --seed 3 --quick\`\\.$`,
+        ),
+      );
       expect(lines.some((l) => /label-free pretraining read back/.test(l))).toBe(true);
       const trained = (r: typeof result) => r.rows.filter((x) => x.kind === "trained");
       expect(trained(again)).toEqual(trained(result));

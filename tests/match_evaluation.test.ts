@@ -11,7 +11,14 @@ import { datasetLayout } from "../lib/data/layout.ts";
 import { type NamedEmbeddings, readPairSet } from "../lib/eval/inputs.ts";
 import { PAIR_EVIDENCE_FEATURES } from "../lib/match/pair_evidence.ts";
 import { evidenceRecords, fitPairFeatures, pairFeatures } from "../lib/match/pair_features.ts";
-import { CLASSIFIER_NAMES, evaluatePairClassifiers, scoredPairsTrial, trialHeadline } from "../lib/match/evaluation.ts";
+import {
+  CLASSIFIER_NAMES,
+  classifierNotes,
+  evaluatePairClassifiers,
+  scoredPairsTrial,
+  trialHeadline,
+} from "../lib/match/evaluation.ts";
+import { loadPairClassifier } from "../lib/match/stacked_classifier.ts";
 import { writeMagellanFixture } from "./format_fixtures.ts";
 import { mulberry32 } from "./helpers.ts";
 
@@ -95,12 +102,19 @@ describe("the pair classifier on an imported dataset", () => {
         "map",
       ]);
       expect(trial.importances.length).toBe(trial.classifier.featureNames.length);
-      await Deno.stat(join(trial.savedTo!, "xgboost.json"));
+      // Saved, and read back to the same test probabilities.
+      const loaded = await loadPairClassifier(trial.savedTo!);
+      expect(Array.from(await loaded.predictProbabilities(trial.testMatrix))).toEqual(Array.from(trial.testScores));
+      loaded.dispose();
       trial.classifier.dispose();
     }
-    // The Siamese features separate this fixture's pairs perfectly; the classifier that reads them ranks every
-    // query's match first.
-    expect(trials[0].ranking.mrr).toBe(1);
+    // With the Siamese features: stacked (the Siamese model trained on the training pairs).
+    expect(trials.map((t) => t.classifier.kind)).toEqual(["stacked", "xgboost"]);
+    expect(classifierNotes({ splits, trials })[1]).toBe(
+      `${CLASSIFIER_NAMES.full}: stacked, its top model cross-fitted on the ${splits.validation.labels.length} val ` +
+        "pairs; its threshold chosen on their out-of-fold scores.",
+    );
+    expect(classifierNotes({ splits, trials: trials.slice(1) })[1]).toMatch(/^No SiameseRuCLIP embeddings/);
     expect(trials[0].classifier.featureNames).toContain("siamese_cosine");
     expect(trials[1].classifier.featureNames).toEqual([...PAIR_EVIDENCE_FEATURES]);
     // The bi-encoder on the same pairs.
@@ -114,8 +128,14 @@ describe("the pair classifier on an imported dataset", () => {
       siamese: { siamese, towers, components: 2 },
       boosted: { rounds: 20, earlyStopping: 5, params: { nthread: 1 } },
       evidenceOnly: false,
+      siameseFit: "train",
     });
     expect(alone.trials.map((t) => t.model)).toEqual([CLASSIFIER_NAMES.full]);
+    // Fitted on the training pairs on request: one boosted classifier over every column. The Siamese features
+    // separate this fixture's pairs perfectly (and these embeddings were not trained on its training pairs):
+    // it ranks every query's match first.
+    expect(alone.trials[0].classifier.kind).toBe("xgboost");
+    expect(alone.trials[0].ranking.mrr).toBe(1);
     alone.trials.forEach((t) => t.classifier.dispose());
   });
 });

@@ -714,6 +714,14 @@ export async function runBenchmark(plan: BenchmarkPlan, options: BenchmarkOption
       `Every threshold is chosen on the validation split (${describeRule(plan.rule)}) and applied unchanged to ` +
       "the test splits; a seed's trial and its epoch are chosen by validation F1 only.",
       "Ranking: each split's query-candidate pairs grouped by their query and ranked by score (MRR, mAP).",
+      ...(classifierOn
+        ? [
+          "Pair classifier (evidence only): XGBoost on the pair evidence, fitted on the training pairs (early stopping " +
+          "on validation). With the Siamese features it is stacked: that classifier's log-odds and the Siamese " +
+          "features of the seed's chosen trial, cross-fitted on the validation pairs (which the Siamese model never " +
+          "trained on); its threshold is chosen on the out-of-fold validation scores.",
+        ]
+        : []),
       ...(quick ? ["Quick smoke run: not a benchmark result."] : []),
       ...(options.maxTrainPairs !== undefined ? [`Training pairs capped at ${options.maxTrainPairs}.`] : []),
     ],

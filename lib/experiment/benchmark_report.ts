@@ -137,11 +137,22 @@ export function trialsTable(result: BenchmarkResult): string[] {
   return lines;
 }
 
+/** The command-line flags that pick these seeds (the default is one seed, 42). */
+function seedFlags(seeds: readonly number[]): string {
+  return (seeds.length > 1 ? ` --seeds ${seeds.length}` : "") + (seeds[0] !== 42 ? ` --seed ${seeds[0]}` : "");
+}
+
 /** One line on how the numbers were made: seeds, time, rule, the command. */
 export function provenanceLine(result: BenchmarkResult): string {
   const seeds = result.seeds.length > 1 ? `mean ± sd over seeds ${result.seeds.join(", ")}` : `seed ${result.seeds[0]}`;
-  return `${result.quick ? "**QUICK smoke run, not a result.** " : ""}${seeds}; ${result.seconds.toFixed(0)} s in ` +
-    `all; threshold rule: ${result.rule}. Written by \`deno task benchmark --dataset ${result.name}\`.`;
+  const reused = result.trials.filter((t) => t.reused);
+  const time = reused.length
+    ? `${result.seconds.toFixed(0)} s, with ${reused.length} of ${result.trials.length} trials read back from an ` +
+      `earlier run (they took ${reused.reduce((sum, t) => sum + (t.seconds ?? 0), 0).toFixed(0)} s)`
+    : `${result.seconds.toFixed(0)} s in all`;
+  return `${result.quick ? "**QUICK smoke run, not a result.** " : ""}${seeds}; ${time}; threshold rule: ` +
+    `${result.rule}. Written by \`deno task benchmark --dataset ${result.name}${seedFlags(result.seeds)}` +
+    `${result.quick ? " --quick" : ""}\`.`;
 }
 
 /** The report as markdown. */

@@ -32,6 +32,17 @@ export interface BoostedClassifierOptions {
   params?: Record<string, string | number>;
   /** Called after each round (progress). */
   onRound?: (round: FitRound) => void;
+  /**
+   * Which round predictions use: "best" (default), the round with the lowest validation log loss; "last",
+   * every round, the validation pairs only watched (their loss per round reported, nothing chosen on them).
+   */
+  keep?: "best" | "last";
+}
+
+/** The boosted classifier, which also gives raw margins (log-odds), what a model stacked on it reads. */
+export interface BoostedPairClassifier extends PairClassifier {
+  /** Log-odds of "same product" per row (before the sigmoid). */
+  predictMargins(x: FeatureMatrix): Promise<Float64Array>;
 }
 
 /** Small trees, shrinkage and row/column sampling: a robust default for a few dozen pair features. */
@@ -51,7 +62,7 @@ export const BOOSTED_DEFAULTS: Record<string, string | number> = {
 
 const MODEL_FILE = "xgboost.json";
 
-class BoostedClassifier implements PairClassifier {
+class BoostedClassifier implements BoostedPairClassifier {
   readonly kind = "xgboost";
   constructor(
     private booster: Booster | null,
@@ -72,9 +83,18 @@ class BoostedClassifier implements PairClassifier {
 
   // deno-lint-ignore require-await
   async predictProbabilities(x: FeatureMatrix): Promise<Float64Array> {
-    const m = this.matrix(x, "predictProbabilities");
+    return this.predicted(x, "value", "predictProbabilities");
+  }
+
+  // deno-lint-ignore require-await
+  async predictMargins(x: FeatureMatrix): Promise<Float64Array> {
+    return this.predicted(x, "margin", "predictMargins");
+  }
+
+  private predicted(x: FeatureMatrix, type: "value" | "margin", where: string): Float64Array {
+    const m = this.matrix(x, where);
     try {
-      const { values } = this.live().predict(m, { iterationEnd: this.report.bestRound });
+      const { values } = this.live().predict(m, { type, iterationEnd: this.report.bestRound });
       return Float64Array.from(values);
     } finally {
       m.dispose();
@@ -130,14 +150,16 @@ export async function fitBoostedClassifier(
   train: LabelledMatrix,
   validation: LabelledMatrix | null,
   options: BoostedClassifierOptions = {},
-): Promise<PairClassifier> {
+): Promise<BoostedPairClassifier> {
   checkLabels(train, "training pairs");
   if (validation) {
     checkLabels(validation, "validation pairs");
     checkColumns(train.names, validation, "validation pairs");
   }
   const rounds = options.rounds ?? 400;
-  const patience = options.earlyStopping ?? 40;
+  const keep = options.keep ?? "best";
+  if (keep !== "best" && keep !== "last") throw new Error(`keep = ${JSON.stringify(keep)}; expected "best" or "last"`);
+  const patience = keep === "last" ? 0 : options.earlyStopping ?? 40;
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`rounds = ${rounds}; expected an integer >= 1`);
   if (!Number.isInteger(patience) || patience < 0) {
     throw new Error(`earlyStopping = ${patience}; expected an integer >= 0`);
@@ -165,9 +187,9 @@ export async function fitBoostedClassifier(
       options.onRound?.(record);
       if (dval && patience > 0 && i + 1 - best.round >= patience) break;
     }
-    const bestRound = dval ? best.round : history.length;
+    const bestRound = dval && keep === "best" ? best.round : history.length;
     const report: FitReport = { history, bestRound, seconds: (performance.now() - started) / 1000 };
-    return new BoostedClassifier(booster, [...train.names], report, { params, rounds, earlyStopping: patience });
+    return new BoostedClassifier(booster, [...train.names], report, { params, rounds, earlyStopping: patience, keep });
   } catch (error) {
     booster.dispose();
     throw error;
@@ -178,7 +200,7 @@ export async function fitBoostedClassifier(
 }
 
 /** Reads a boosted classifier saved by `save`. */
-export async function loadBoostedClassifier(dir: string): Promise<PairClassifier> {
+export async function loadBoostedClassifier(dir: string): Promise<BoostedPairClassifier> {
   const manifest = await readManifest(dir);
   if (manifest.kind !== "xgboost") {
     throw new Error(`${join(dir, "classifier.json")}: a ${manifest.kind} classifier, not xgboost`);

@@ -4,7 +4,10 @@
  * validation by the suite's rule and applied unchanged to the test pairs; each test query's candidates (the
  * split's query-candidate table, as the query-candidates notebook ranks them) are ranked by its probability.
  * Run with and without the Siamese features, so the comparison shows what the learnt part adds; the
- * bi-encoder and the baselines are scored on the same pairs by `scoredPairsTrial`.
+ * bi-encoder and the baselines are scored on the same pairs by `scoredPairsTrial`. With the Siamese
+ * features the classifier is stacked by default (stacked_classifier.ts): the Siamese model trained on the
+ * training pairs, so its features are read where it did not train, on validation pairs by cross-fitting,
+ * and the threshold is chosen on their out-of-fold scores.
  *
  * @module
  */
@@ -18,7 +21,7 @@ import {
   readPairSet,
   readQueryCandidateSet,
 } from "../eval/inputs.ts";
-import { applyThreshold, type ChosenThreshold, type PairReport } from "../eval/pair_metrics.ts";
+import { applyThreshold, chooseThreshold, type ChosenThreshold, type PairReport } from "../eval/pair_metrics.ts";
 import { evaluateRenderedPairs, pairSetScores } from "../eval/flows.ts";
 import { queryPairRanking, type RankingSummary } from "../eval/ranking.ts";
 import type { ThresholdRule } from "../eval/threshold.ts";
@@ -30,6 +33,7 @@ import {
   type PairClassifier,
 } from "./classifier.ts";
 import { PAIR_EVIDENCE_FEATURES } from "./pair_evidence.ts";
+import { fitStackedClassifier, type StackOptions } from "./stacked_classifier.ts";
 import { evidenceOnly, evidenceRecords, fitPairFeatures, pairFeatures, type SiameseSources } from "./pair_features.ts";
 
 /** The names the comparison gives the two classifiers. */
@@ -82,6 +86,38 @@ export interface ClassifierEvaluationOptions {
   saveDir?: string;
   /** Also the classifier without the Siamese features (default true; always when `siamese` is null). */
   evidenceOnly?: boolean;
+  /**
+   * How the classifier with the Siamese features is fitted: "stacked" (default), the evidence-only
+   * classifier's log-odds and the Siamese features cross-fitted on the validation pairs; "train", one
+   * classifier on every column of the training pairs, where the Siamese features are in-sample.
+   */
+  siameseFit?: "stacked" | "train";
+  /** The stacked classifier's top model (folds, rounds, XGBoost parameters). */
+  stack?: StackOptions;
+}
+
+/** How each classifier of an evaluation was fitted, one line each, for the notebook's notes. */
+export function classifierNotes(
+  evaluation: { splits: TrialSplits; trials: ClassifierTrial[] },
+  validationSplit = "val",
+): string[] {
+  const { splits, trials } = evaluation;
+  const notes = [
+    `Evidence fitted on the training products only; the evidence-only classifier on the ${splits.train.labels.length} ` +
+    `training pairs (early stopping on ${validationSplit}).`,
+  ];
+  const stacked = trials.find((t) => t.classifier.kind === "stacked");
+  if (stacked) {
+    notes.push(
+      `${stacked.model}: stacked, its top model cross-fitted on the ${splits.validation.labels.length} ` +
+        `${validationSplit} pairs; its threshold chosen on their out-of-fold scores.`,
+    );
+  } else if (trials.some((t) => t.model === CLASSIFIER_NAMES.full)) {
+    notes.push(`${CLASSIFIER_NAMES.full}: fitted on the training pairs, where the Siamese features are in-sample.`);
+  } else {
+    notes.push("No SiameseRuCLIP embeddings: only the evidence-only classifier ran.");
+  }
+  return notes;
 }
 
 /** The headline numbers of a trial, named as the other testing notebooks name them. */
@@ -145,16 +181,26 @@ interface TrialMatrices {
   candidates: LabelledMatrix;
 }
 
+/** A fitted classifier, with the validation pairs' scores when they must not come from predicting them again. */
+interface Fitted {
+  classifier: PairClassifier;
+  /** Out-of-fold validation scores (the stacked classifier's top model saw the validation pairs). */
+  validationScores?: Float64Array;
+}
+
 async function classifierTrial(
   name: string,
   x: TrialMatrices,
   splits: TrialSplits,
   options: ClassifierEvaluationOptions,
   folder: string,
+  fit: () => Promise<Fitted>,
 ): Promise<ClassifierTrial> {
-  const classifier = await fitBoostedClassifier(x.train, x.validation, options.boosted);
+  const { classifier, validationScores } = await fit();
   try {
-    const chosen = await chooseClassifierThreshold(classifier, x.validation, options.rule);
+    const chosen = validationScores
+      ? chooseThreshold(Int32Array.from(x.validation.labels), validationScores, options.rule)
+      : await chooseClassifierThreshold(classifier, x.validation, options.rule);
     const testScores = await classifier.predictProbabilities(x.test);
     const trial: ClassifierTrial = {
       model: name,
@@ -210,9 +256,27 @@ export async function evaluatePairClassifiers(options: ClassifierEvaluationOptio
   };
   const trials: ClassifierTrial[] = [];
   try {
-    if (options.siamese) trials.push(await classifierTrial(CLASSIFIER_NAMES.full, full, splits, options, "full"));
+    const boosted = (m: TrialMatrices) => async () => ({
+      classifier: await fitBoostedClassifier(m.train, m.validation, options.boosted),
+    });
+    const stacked = () =>
+      fitStackedClassifier(full.train, full.validation, {
+        evidenceNames: PAIR_EVIDENCE_FEATURES,
+        base: options.boosted,
+        stack: options.stack,
+      });
+    if (options.siamese) {
+      const how = options.siameseFit ?? "stacked";
+      if (how !== "stacked" && how !== "train") {
+        throw new Error(`siameseFit = ${JSON.stringify(how)}; expected "stacked" or "train"`);
+      }
+      const fit = how === "stacked" ? stacked : boosted(full);
+      trials.push(await classifierTrial(CLASSIFIER_NAMES.full, full, splits, options, "full", fit));
+    }
     if (!options.siamese || options.evidenceOnly !== false) {
-      trials.push(await classifierTrial(CLASSIFIER_NAMES.evidence, evidence, splits, options, "evidence"));
+      trials.push(
+        await classifierTrial(CLASSIFIER_NAMES.evidence, evidence, splits, options, "evidence", boosted(evidence)),
+      );
     }
   } catch (error) {
     trials.forEach((t) => t.classifier.dispose());
