@@ -15,7 +15,8 @@
  */
 import * as ort from "onnxruntime-node";
 import type { ConvNeXtConfig } from "./convnext.ts";
-import { attr, encodeOnnxModel, type OnnxAttribute, type OnnxNode, type OnnxTensor } from "./onnx_proto.ts";
+import { attr, encodeOnnxModel, type OnnxAttribute } from "./onnx_proto.ts";
+import { GraphBuilder, transpose2d, WeightReader } from "./onnx_graph.ts";
 import type { SiameseRuCLIP } from "./siamese.ts";
 import type { StateDict } from "./state_dict.ts";
 
@@ -33,55 +34,6 @@ export interface ConvNeXtOnnxOptions {
 
 const TO_NCHW = [0, 3, 1, 2];
 const TO_NHWC = [0, 2, 3, 1];
-
-/** Collects nodes and initializers with unique names. */
-class GraphBuilder {
-  readonly nodes: OnnxNode[] = [];
-  readonly initializers: OnnxTensor[] = [];
-  private counter = 0;
-
-  op(opType: string, inputs: string[], attributes: OnnxAttribute[] = []): string {
-    const output = `${opType.toLowerCase()}_${this.counter++}`;
-    this.nodes.push({ opType, inputs, outputs: [output], name: output, attributes });
-    return output;
-  }
-
-  constant(name: string, dims: number[], data: Float32Array): string {
-    this.initializers.push({ name, dims, data });
-    return name;
-  }
-}
-
-/** Reads the tower's weights from a state dict, checking names and shapes; collects every problem. */
-class WeightReader {
-  readonly problems: string[] = [];
-
-  constructor(private readonly stateDict: StateDict, private readonly prefix: string) {}
-
-  get(name: string, shape: number[]): Float32Array {
-    const full = `${this.prefix}${name}`;
-    const tensor = this.stateDict.get(full);
-    if (!tensor) {
-      this.problems.push(`missing ${full} [${shape}]`);
-      return new Float32Array(shape.reduce((a, b) => a * b, 1));
-    }
-    if (tensor.dtype !== "float32" || tensor.shape.join(",") !== shape.join(",")) {
-      this.problems.push(`${full}: expected float32 [${shape}], got ${tensor.dtype} [${tensor.shape}]`);
-      return new Float32Array(shape.reduce((a, b) => a * b, 1));
-    }
-    return tensor.data as Float32Array;
-  }
-}
-
-/** PyTorch Linear weight [out, in] -> MatMul right operand [in, out]. */
-function transpose2d(weight: Float32Array, out: number, inFeatures: number, scale?: Float32Array): Float32Array {
-  const t = new Float32Array(weight.length);
-  for (let o = 0; o < out; o++) {
-    const s = scale ? scale[o] : 1;
-    for (let i = 0; i < inFeatures; i++) t[i * out + o] = weight[o * inFeatures + i] * s;
-  }
-  return t;
-}
 
 /**
  * Builds the ONNX graph (serialized ModelProto, opset 17) of the ConvNeXt image tower stored under
@@ -167,17 +119,13 @@ export function convnextOnnxModel(
     attr.int("keepdims", 0),
   ]);
   const features = layerNormLastAxis(pooled, "head.norm", numFeatures);
-  g.nodes.push({ opType: "Identity", inputs: [features], outputs: ["features"], name: "features" });
-
-  if (weights.problems.length > 0) {
-    const shown = weights.problems.slice(0, 8).join("; ");
-    const more = weights.problems.length > 8 ? ` (and ${weights.problems.length - 8} more)` : "";
-    throw new Error(
-      `convnextOnnxModel: the state dict does not hold a ConvNeXt (depths [${depths}], dims [${dims}]) under ` +
-        `prefix "${prefix}": ${shown}${more}. Pass the prefix the image tower's weights are stored under ` +
-        `("ruclip.visual." for SiameseRuCLIP) and a config that matches the checkpoint.`,
-    );
-  }
+  g.output(features, "features");
+  weights.check(
+    `convnextOnnxModel: the state dict does not hold a ConvNeXt (depths [${depths}], dims [${dims}]) under ` +
+      `prefix "${prefix}"`,
+    `Pass the prefix the image tower's weights are stored under ("ruclip.visual." for SiameseRuCLIP) and a ` +
+      "config that matches the checkpoint.",
+  );
   return encodeOnnxModel({
     name: "convnext_image_tower",
     nodes: g.nodes,

@@ -15,9 +15,9 @@
  */
 
 /** Element types this writer supports, with their TensorProto.DataType codes. */
-export type OnnxElementType = "float32" | "int64";
+export type OnnxElementType = "float32" | "int32" | "int64";
 
-const DATA_TYPE: Record<OnnxElementType, number> = { float32: 1, int64: 7 };
+const DATA_TYPE: Record<OnnxElementType, number> = { float32: 1, int32: 6, int64: 7 };
 
 /** AttributeProto.AttributeType codes. */
 const ATTRIBUTE_TYPE = { FLOAT: 1, INT: 2, STRING: 3, INTS: 7 } as const;
