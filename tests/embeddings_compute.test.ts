@@ -2,6 +2,7 @@ import { describe, it } from "node:test";
 import { expect } from "expect";
 import { join } from "node:path";
 import { encodeResumable } from "../lib/embeddings/resumable.ts";
+import { configureStopHandler, InterruptedError, stopPressed } from "../lib/notebook/interrupt.ts";
 import { pca2d } from "../lib/embeddings/projection.ts";
 
 const encodeRange = (dim: number) => (start: number, end: number) =>
@@ -43,6 +44,35 @@ describe("resumable encoding", () => {
     expect(encoded).toEqual([6, 8]);
     expect(Array.from(result.vectors)).toEqual(Array.from({ length: 30 }, (_, i) => i));
     await expect(Deno.stat(partialPath)).rejects.toThrow();
+  });
+
+  it("Stop ends it after the running batch, with the rows done saved even between saves", async () => {
+    configureStopHandler({ notify: () => {}, exit: () => {} });
+    const dir = await Deno.makeTempDir();
+    const partialPath = join(dir, "e.partial.safetensors");
+    let calls = 0;
+    const options = { key: "k", count: 10, dim: 3, partialPath, batchSize: 2, saveEvery: 100, progress: false };
+    const error = await encodeResumable({
+      ...options,
+      label: "embedding",
+      encode: (start, end) => {
+        if (++calls === 2) stopPressed(); // during the second batch
+        return encodeRange(3)(start, end);
+      },
+    }).catch((e) => e);
+    expect(error).toBeInstanceOf(InterruptedError);
+    expect(error.message).toBe(
+      `embedding stopped at row 4/10 (Stop). Kept: the 4 rows done, in ${partialPath}. ` +
+        "Resume: run it again with the same model and inputs: it goes on from row 4.",
+    );
+    const encoded: number[] = [];
+    const result = await encodeResumable({
+      ...options,
+      encode: (start, end) => (encoded.push(start), encodeRange(3)(start, end)),
+    });
+    expect(result.resumedRows).toBe(4);
+    expect(encoded).toEqual([4, 6, 8]);
+    expect(Array.from(result.vectors)).toEqual(Array.from({ length: 30 }, (_, i) => i));
   });
 
   it("ignores a partial file made with another key", async () => {

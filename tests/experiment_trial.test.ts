@@ -5,6 +5,7 @@
  * is chosen and written into the checkpoint, and no tensor is left behind.
  */
 import { describe, it } from "node:test";
+import { configureStopHandler, InterruptedError, stopPressed } from "../lib/notebook/interrupt.ts";
 import { expect } from "expect";
 import { join } from "node:path";
 import { tf } from "../lib/tf.ts";
@@ -195,6 +196,14 @@ describe("runTrial", () => {
       const failed = (await store.list()).find((r) => r.run === "b")!;
       expect(failed.status).toBe("failed");
       expect(failed.error).toMatch(/learning/i);
+      // Stop after the first epoch: the record says stopped, where, and keeps that epoch's curve row.
+      configureStopHandler({ notify: () => {}, exit: () => {} });
+      const stopping = { ...trialOptions(model, "stopped"), onEpoch: () => stopPressed() };
+      await expect(runRecordedTrial(stopping, { ...recording, run: "s", sinks: [store] })).rejects.toThrow(
+        InterruptedError,
+      );
+      const stopped = (await store.list()).find((r) => r.run === "s")!;
+      expect(stopped).toMatchObject({ status: "stopped", error: "training stopped after epoch 1/2", epochs: 1 });
     } finally {
       model.dispose();
     }

@@ -1,12 +1,13 @@
 """Runs a notebook's code cells in a live Jupyter kernel and records, with timestamps, every iopub message.
 
     python3 kernel_client.py NOTEBOOK.ipynb [--kernel deno] [--cwd DIR] [--second-pass 3,5]
-        [--grace 1.0] [--timeout 600] [--keep-going]
+        [--grace 1.0] [--timeout 600] [--keep-going] [--steps JSON]
 
 What a user sees in JupyterLab is what the kernel publishes on iopub while a cell runs; nbclient
 hides the timing. This client executes every code cell of NOTEBOOK in order (then, with
 --second-pass, the cells at those 0-based positions of the notebook's `cells` list again, in the
-same kernel), and for each execution records each iopub message that belongs to it: its type,
+same kernel; or, with --steps, the listed cells and code, interrupting the kernel as Stop does where
+asked), and for each execution records each iopub message that belongs to it: its type,
 the seconds since the cell was sent, the display id, the text/plain of display data, stream text,
 error name and value, and when the cell's `status: idle` came. After idle it keeps listening for
 --grace seconds and marks what arrives then as late (a kernel that reports idle early loses those
@@ -25,6 +26,7 @@ failing cell unless --keep-going. Uses the standard library and jupyter_client o
 import argparse
 import json
 import os
+import re
 import sys
 from queue import Empty
 from time import monotonic
@@ -53,6 +55,13 @@ def parse_args(argv):
     parser.add_argument("--grace", type=float, default=1.0, help="seconds to keep listening after idle (default: 1)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds one cell may run (default: 600)")
     parser.add_argument("--keep-going", action="store_true", help="run the remaining cells after a failing one")
+    parser.add_argument(
+        "--steps",
+        default="",
+        help='JSON list replacing both passes: {"cell": N} runs cell N, {"code": "..."} runs that code; a step '
+        'may add "pass": K and "interrupt_when": REGEX (interrupt the kernel once, as Stop does, when a text '
+        "of that execution matches; its error then does not end the run)",
+    )
     return parser.parse_args(argv)
 
 
@@ -68,6 +77,24 @@ def execution_plan(cells, second_pass, skip=()):
         if not (0 <= position < len(cells)) or cells[position].get("cell_type") != "code":
             raise ValueError(f"--second-pass: cell {position} is not a code cell of the notebook")
         plan.append((2, position))
+    return plan
+
+
+def steps_plan(cells, steps):
+    """(pass, position or None, source, interrupt pattern or None) of each --steps entry."""
+    plan = []
+    for i, step in enumerate(steps):
+        if "cell" in step:
+            position = step["cell"]
+            if not (0 <= position < len(cells)) or cells[position].get("cell_type") != "code":
+                raise ValueError(f"--steps[{i}]: cell {position} is not a code cell of the notebook")
+            source = cell_source(cells[position])
+        elif "code" in step:
+            position, source = None, step["code"]
+        else:
+            raise ValueError(f"--steps[{i}]: expected a \"cell\" or a \"code\" key, got {sorted(step)}")
+        pattern = re.compile(step["interrupt_when"]) if step.get("interrupt_when") else None
+        plan.append((step.get("pass", 1), position, source, pattern))
     return plan
 
 
@@ -95,8 +122,9 @@ def describe(msg, started):
 class Recorder:
     """Executes cells one after another and files each iopub message under the execution it belongs to."""
 
-    def __init__(self, client, grace, timeout):
+    def __init__(self, client, grace, timeout, manager=None):
         self.client = client
+        self.manager = manager
         self.grace = grace
         self.timeout = timeout
         self.by_msg_id = {}
@@ -113,8 +141,12 @@ class Recorder:
         if record["msg_type"] == "status" and record.get("execution_state") == "idle" and target["idle_at"] is None:
             target["idle_at"] = record["t"]
 
-    def execute(self, position, run_pass, source):
-        """Runs one cell; returns its record (reply_status "timeout" when it ran past the limit)."""
+    def execute(self, position, run_pass, source, interrupt_when=None):
+        """Runs one cell; returns its record (reply_status "timeout" when it ran past the limit).
+
+        With `interrupt_when` (a compiled pattern), interrupts the kernel once, when a text of this
+        execution matches, and notes `interrupted_at` (seconds since the cell was sent).
+        """
         started = monotonic()
         msg_id = self.client.execute(source, store_history=True, allow_stdin=False)
         record = {
@@ -130,6 +162,10 @@ class Recorder:
         deadline = started + self.timeout
         while record["idle_at"] is None and monotonic() < deadline:
             self.poll()
+            if interrupt_when is not None and "interrupted_at" not in record:
+                if any(interrupt_when.search(m.get("text") or "") for m in record["messages"]):
+                    self.manager.interrupt_kernel()
+                    record["interrupted_at"] = round(monotonic() - started, 4)
         if record["idle_at"] is None:
             record["reply_status"] = "timeout"
             return record
@@ -163,7 +199,11 @@ def run(args):
         cells = json.load(handle).get("cells", [])
     second_pass = [int(p) for p in args.second_pass.split(",") if p.strip()]
     skip = {int(p) for p in args.skip.split(",") if p.strip()}
-    plan = execution_plan(cells, second_pass, skip)
+    if args.steps:
+        plan = steps_plan(cells, json.loads(args.steps))
+    else:
+        plan = [(run_pass, position, cell_source(cells[position]), None)
+                for run_pass, position in execution_plan(cells, second_pass, skip)]
     cwd = os.path.abspath(args.cwd or os.path.dirname(os.path.abspath(args.notebook)))
     result = {"kernel": args.kernel, "cwd": cwd, "cells": [], "error": None}
     manager = KernelManager(kernel_name=args.kernel)
@@ -172,9 +212,9 @@ def run(args):
     client.start_channels()
     try:
         client.wait_for_ready(timeout=READY_SECONDS)
-        recorder = Recorder(client, args.grace, args.timeout)
-        for run_pass, position in plan:
-            record = recorder.execute(position, run_pass, cell_source(cells[position]))
+        recorder = Recorder(client, args.grace, args.timeout, manager)
+        for run_pass, position, source, interrupt_when in plan:
+            record = recorder.execute(position, run_pass, source, interrupt_when)
             result["cells"].append(record)
             if record["reply_status"] == "timeout":
                 result["error"] = f"cell {position} ran past {args.timeout} s"
@@ -182,7 +222,7 @@ def run(args):
             if not manager.is_alive():
                 result["error"] = f"the kernel died during cell {position}"
                 break
-            if record["reply_status"] != "ok" and not args.keep_going:
+            if record["reply_status"] != "ok" and not args.keep_going and interrupt_when is None:
                 break
     except Exception as error:  # the kernel did not start or answer: report it in the JSON
         result["error"] = f"{type(error).__name__}: {error}"

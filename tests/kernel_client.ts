@@ -28,8 +28,10 @@ export interface KernelMessage {
 
 /** One execution of one cell. */
 export interface CellRecord {
-  /** 0-based position of the cell in the notebook's `cells` list. */
-  cell: number;
+  /** 0-based position of the cell in the notebook's `cells` list; null for a step's own code. */
+  cell: number | null;
+  /** Seconds from sending the cell to the interrupt (a step with `interruptWhen`). */
+  interrupted_at?: number;
   /** 1 for the run over all code cells, 2 for the second pass. */
   pass: number;
   /** The cell's first source line. */
@@ -59,7 +61,15 @@ export interface KernelRunOptions {
   keepGoing?: boolean;
   /** Jupyter kernel name; `deno` by default. */
   kernel?: string;
+  /**
+   * Instead of the passes: what to run, in order: a cell of the notebook or code of its own; with
+   * `interruptWhen`, the kernel is interrupted (Jupyter's Stop) once a text of that execution matches.
+   */
+  steps?: KernelStep[];
 }
+
+/** One execution of `KernelRunOptions.steps`. */
+export type KernelStep = ({ cell: number } | { code: string }) & { pass?: number; interruptWhen?: string };
 
 /** The client reported an error (timeout, the kernel died); `records` holds the executions up to it. */
 export class KernelRunError extends Error {
@@ -81,6 +91,12 @@ function clientArgs(notebookPath: string, options: KernelRunOptions): string[] {
   if (options.graceSeconds !== undefined) args.push("--grace", String(options.graceSeconds));
   if (options.timeoutSeconds !== undefined) args.push("--timeout", String(options.timeoutSeconds));
   if (options.keepGoing) args.push("--keep-going");
+  if (options.steps) {
+    const steps = options.steps.map(({ interruptWhen, ...step }) =>
+      interruptWhen === undefined ? step : { ...step, interrupt_when: interruptWhen }
+    );
+    args.push("--steps", JSON.stringify(steps));
+  }
   return args;
 }
 

@@ -191,6 +191,39 @@ describe("notebook suite, end to end", () => {
     expect(trainCell).toBeDefined();
     checkBars(trainCell!);
 
+    // Stop during training in a live kernel (Jupyter's Stop: SIGINT): the training ends at its next step with a
+    // resumable checkpoint, the kernel and its variables stay, and the run goes on from the checkpoint.
+    const stopped = await runCellsInKernel(training, {
+      env: { CLIP_SIAMESE_DATA: data, CLIP_SIAMESE_REPORTS: reports, EPOCHS: "40", TFJS_BACKEND: "wasm", RUN: "stop" },
+      steps: [
+        ...code.filter((i) => i < trainIndex!).map((cell) => ({ cell })),
+        { cell: trainIndex!, interruptWhen: "epoch 1/40" },
+        {
+          code: 'import { lastInterruption } from "../../lib/notebook/interrupt.ts";\n' +
+            "console.log(`kept: ${P.RUN} ${inputs.size} products; resume from ${lastInterruption()?.resumeFrom}`);\n" +
+            "P.RESUME = lastInterruption()!.resumeFrom!;\nP.EPOCHS = 2;",
+        },
+        { cell: trainIndex! },
+        { cell: cleanup },
+      ],
+      timeoutSeconds: 900,
+    });
+    const interrupted = stopped.find((r) => r.interrupted_at !== undefined)!;
+    expect(interrupted.reply_status).toBe("error");
+    const stopError = interrupted.messages.find((m) => m.msg_type === "error")!;
+    expect(stopError.ename).toBe("Interrupted");
+    expect(stopError.evalue).toMatch(/^training stopped (at|after) epoch 1\/40.*Resume: set RESUME to /);
+    const stopNotice = interrupted.messages.some((m) => /Press Stop again within 3 s/.test(m.text ?? ""));
+    expect(stopNotice).toBe(true);
+    const [kept, resumed, lastCell] = stopped.slice(-3);
+    expect(kept.reply_status).toBe("ok");
+    expect(kept.messages.map((m) => m.text ?? "").join("")).toMatch(/kept: stop \d+ products; resume from \S+/);
+    for (const record of [resumed, lastCell]) {
+      const error = record.messages.find((m) => m.msg_type === "error");
+      if (error) throw new Error(`after Stop, cell ${record.cell}: ${error.ename}: ${error.evalue}`);
+      expect(record.reply_status).toBe("ok");
+    }
+
     // Two training runs with different parameters (the suite's EPOCHS=4 and the live kernel's EPOCHS=2), side by
     // side in compare_runs: the differing parameters first, the validation curves overlaid.
     const compare = await runScript("notebooks.ts", ["--preset", "test", "compare_runs"], {

@@ -13,6 +13,7 @@ import {
   textPretrainingRows,
 } from "../lib/train/text_pretraining.ts";
 import { readSafetensorsFile } from "../lib/model/safetensors.ts";
+import { configureStopHandler, stopPressed } from "../lib/notebook/interrupt.ts";
 
 await selectBackend("cpu", { quiet: true });
 const dir = await Deno.makeTempDir({ prefix: "text-pretraining-test-" });
@@ -159,6 +160,29 @@ describe("label-free text pretraining (name-description InfoNCE)", () => {
     );
     const config = JSON.parse(await Deno.readTextFile(join(dir, "titles", "config.json")));
     expect(config.pretraining).toMatchObject({ products: 16, two_views: 0 });
+    model.dispose();
+  });
+
+  it("Stop ends it after the running step, writing nothing", async () => {
+    configureStopHandler({ notify: () => {}, exit: () => {} });
+    const { model, tokenizer } = await setupModel({ preset: "tiny", seed: 1 });
+    const inputs = await ProductInputs.build(products, { tokenizer, imageSize: 32, maxTokens: 16, progress: false });
+    const before = tf.memory().numTensors;
+    const outDir = join(dir, "stopped");
+    const pretraining = pretrainTextTowers({
+      model,
+      inputs,
+      rows: [...Array(16).keys()],
+      config: { epochs: 3, batchSize: 4 },
+      outDir,
+      progress: false,
+      log: (line) => line.startsWith("text pretraining on") && stopPressed(),
+    });
+    await expect(pretraining).rejects.toThrow(
+      "text pretraining stopped at epoch 1/3, step 1/4 (Stop). Kept: nothing on disk",
+    );
+    await expect(Deno.stat(outDir)).rejects.toThrow();
+    expect(tf.memory().numTensors).toBe(before);
     model.dispose();
   });
 

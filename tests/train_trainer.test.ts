@@ -28,6 +28,7 @@ import {
 } from "../lib/train/config.ts";
 import { TRAINING_STRATEGIES, type TrainingMode, trainingStrategy } from "../lib/train/strategies.ts";
 import { ReduceLROnPlateau } from "../lib/train/plateau.ts";
+import { configureStopHandler, InterruptedError, lastInterruption, stopPressed } from "../lib/notebook/interrupt.ts";
 
 await selectBackend("cpu", { quiet: true });
 const tokenizer = await loadTokenizer(join(shippedDir, "tokenizer-demo"));
@@ -191,6 +192,84 @@ describe("trainer, full mode", () => {
     const after = await loadCheckpoint(join(dir, "results", "tmp", "resume", "epoch-002"));
     expect(after.trainingState!.step).toBe(2 * Math.ceil(pairs.length / config.batchSize));
     expect(after.trainingState!.optimizerStep).toBe(2 * Math.ceil(pairs.length / config.batchSize));
+    resumed.dispose();
+  });
+
+  it("Stop mid-epoch keeps a resumable checkpoint; resumed, the run ends where an uninterrupted one ends", async () => {
+    const steps = Math.ceil(pairs.length / config.batchSize); // 3 per epoch
+    const whole = model();
+    await trainSiamese({ model: whole, inputs, train, validation, config, runDir: join(dir, "results", "whole") });
+    const expected = await whole.stateDict();
+    whole.dispose();
+
+    configureStopHandler({ notify: () => {}, exit: () => {} });
+    const stopped = model();
+    const runDir = join(dir, "results", "stopped");
+    const before = tf.memory().numTensors;
+    const error = await trainSiamese({
+      model: stopped,
+      inputs,
+      train,
+      validation,
+      config,
+      runDir,
+      progress: false,
+      // Stop pressed during the first step of epoch 2 (global step 4).
+      lossHook: (_epoch, step, loss) => {
+        if (step === steps + 1) stopPressed();
+        return loss;
+      },
+    }).catch((e) => e);
+    expect(error).toBeInstanceOf(InterruptedError);
+    const interrupted = join(dir, "results", "tmp", "stopped", "interrupted");
+    expect(error.message).toBe(
+      `training stopped at epoch 2/3, step 1/${steps} (Stop). Kept: the model and optimizer after that step and ` +
+        `the resume state, in ${interrupted}; the last finished epoch in ${
+          join(dir, "results", "tmp", "stopped", "epoch-001")
+        }. Resume: set RESUME to ${interrupted} (in this kernel: P.RESUME = lastInterruption().resumeFrom, from ` +
+        "lib/notebook/interrupt.ts) and run the training again; it goes on from there.",
+    );
+    expect(lastInterruption()).toBe(error);
+    expect(error.resumeFrom).toBe(interrupted);
+    expect(tf.memory().numTensors).toBe(before);
+    stopped.dispose();
+    const state = (await loadCheckpoint(interrupted)).trainingState!;
+    expect(state.epoch).toBe(1);
+    expect(state.step).toBe(steps + 1);
+    expect(state.partial).toMatchObject({ epoch: 2, steps: 1 });
+
+    // A run with fewer epochs than the stopped one cannot resume it.
+    const early = model();
+    await expect(
+      trainSiamese({
+        model: early,
+        inputs,
+        train,
+        validation,
+        config: { ...config, epochs: 1 },
+        runDir,
+        resumeFrom: interrupted,
+      }),
+    ).rejects.toThrow(/stopped during epoch 2, but the run has 1 epochs; set EPOCHS to at least 2/);
+    early.dispose();
+
+    const resumed = model();
+    const result = await trainSiamese({
+      model: resumed,
+      inputs,
+      train,
+      validation,
+      config,
+      runDir,
+      resumeFrom: interrupted,
+      progress: false,
+    });
+    expect(result.startEpoch).toBe(1);
+    expect(result.history.map((r) => r.epoch)).toEqual([1, 2, 3]);
+    const after = await resumed.stateDict();
+    for (const [name, tensor] of expected) expect(Array.from(after.get(name)!.data)).toEqual(Array.from(tensor.data));
+    const final = await loadCheckpoint(join(dir, "results", "tmp", "stopped", "epoch-003"));
+    expect(final.trainingState!.step).toBe(3 * steps);
     resumed.dispose();
   });
 

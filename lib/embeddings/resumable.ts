@@ -2,10 +2,13 @@
  * Batched encoding that survives interruption: finished rows are saved to a partial file every
  * `saveEvery` batches (atomically), and a re-run with the same key continues from there. The
  * key names what produced the vectors (checkpoint, model, inputs), so stale partials are ignored.
+ * Stop (lib/notebook/interrupt.ts) ends it after the running batch: the rows done are saved first.
  */
 import { readSafetensors, writeSafetensors } from "../model/safetensors.ts";
 import { exists, writeFileAtomic } from "../fs.ts";
 import { Progress } from "../notebook/progress.ts";
+import { beginInterruptible, clearInterrupt, InterruptedError, interruptRequested } from "../notebook/interrupt.ts";
+import { shownPath } from "../paths.ts";
 
 export interface ResumableOptions {
   /** Identity of the encoder and inputs; a partial file with another key is discarded. */
@@ -35,6 +38,7 @@ export async function encodeResumable(options: ResumableOptions): Promise<Resuma
   const saveEvery = options.saveEvery ?? 8;
   const vectors = new Float32Array(count * dim);
   let done = 0;
+  beginInterruptible();
   if (await exists(options.partialPath)) {
     try {
       const { tensors, metadata } = readSafetensors(await Deno.readFile(options.partialPath), options.partialPath);
@@ -75,6 +79,18 @@ export async function encodeResumable(options: ResumableOptions): Promise<Resuma
       await bar.tick(end - done);
       done = end;
       if (++batches % saveEvery === 0 && done < count) await save();
+      if (interruptRequested() && done < count) {
+        clearInterrupt();
+        await save();
+        const label = options.label ?? "encode";
+        await bar.stop(`interrupted at row ${done}/${count}`);
+        throw new InterruptedError(
+          `${label} stopped at row ${done}/${count}`,
+          `the ${done} rows done, in ${shownPath(options.partialPath)}.`,
+          `run it again with the same model and inputs: it goes on from row ${done}.`,
+          options.partialPath,
+        );
+      }
     }
   });
   await Deno.remove(options.partialPath).catch(() => {});

@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { InterruptedError } from "../notebook/interrupt.ts";
 import { join } from "node:path";
 import { datasetLayout } from "../data/layout.ts";
 import { fitOnTrainingSplit } from "../eval/lexical_baseline.ts";
@@ -646,6 +647,8 @@ export async function runBenchmark(plan: BenchmarkPlan, options: BenchmarkOption
           trialRecords.push(record);
           log(`  val F1 ${record.validationF1!.toFixed(4)}; test F1 ${record.rows!.map(rowF1).join(", ")}`);
         } catch (error) {
+          // Stop ends the benchmark: finished trials are kept and read back when it runs again.
+          if (error instanceof InterruptedError) throw error;
           const message = error instanceof Error ? error.message : String(error);
           log(`${header} FAILED: ${message.split("\n")[0]}; the other trials go on`);
           trialRecords.push({

@@ -194,6 +194,16 @@ export class RunHandle {
     return this.flush();
   }
 
+  /** Marks the run stopped by the user (Stop): what it wrote so far stays; `reason` says where it stopped. */
+  stop(reason: string) {
+    const finished = this.now();
+    this.record.status = "stopped";
+    this.record.error = reason;
+    this.record.finished = finished.toISOString();
+    this.record.seconds = (finished.getTime() - Date.parse(this.record.started)) / 1000;
+    return this.flush();
+  }
+
   /** Marks the run failed with its error (a script's run; the notebook runner marks notebook runs itself). */
   fail(error: string, failedAt?: string) {
     const finished = this.now();

@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { InterruptedError } from "../notebook/interrupt.ts";
 import type { SiameseRuCLIP } from "../model/siamese.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
 import { applyThreshold, chooseThreshold, type ChosenThreshold, type PairReport } from "../eval/pair_metrics.ts";
@@ -263,7 +264,8 @@ export async function runRecordedTrial(options: TrialOptions, recording: TrialRe
     });
     return result;
   } catch (error) {
-    await handle.fail(error instanceof Error ? error.message : String(error));
+    if (error instanceof InterruptedError) await handle.stop(error.where);
+    else await handle.fail(error instanceof Error ? error.message : String(error));
     throw error;
   }
 }

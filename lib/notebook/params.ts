@@ -16,7 +16,8 @@
 import { isAbsolute } from "node:path";
 import { exists } from "../fs.ts";
 import { HUB_ID_PREFIX, MODEL_SOURCE_RULE, parseModelSource, resolveProjectPath } from "../hub/model_source.ts";
-import { displayBundle, tableBundle } from "./display.ts";
+import { displayBundle, jupyter, tableBundle } from "./display.ts";
+import { installStopHandler } from "./interrupt.ts";
 
 export type ParamValue = string | number | boolean;
 
@@ -360,6 +361,8 @@ export async function notebookParams<S extends ParamSpecs>(
 ): Promise<Params<S>> {
   const resolved = await resolveParams(specs, options);
   resolvedByValues.set(resolved.values, resolved.params);
+  // In a live kernel, Stop ends the long jobs at their next step instead of killing the kernel.
+  if (jupyter()) installStopHandler();
   if (options.show !== false) {
     const rows = resolved.params.map((p) => ({
       parameter: p.name,

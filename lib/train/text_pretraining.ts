@@ -26,6 +26,7 @@ import { seedDropout } from "../model/layers.ts";
 import { writeSafetensors } from "../model/safetensors.ts";
 import type { SiameseRuCLIP } from "../model/siamese.ts";
 import type { StateDict } from "../model/state_dict.ts";
+import { beginInterruptible, clearInterrupt, InterruptedError, interruptRequested } from "../notebook/interrupt.ts";
 import { Progress } from "../notebook/progress.ts";
 import { AdamW, clipGradientsByGlobalNorm } from "./adamw.ts";
 import { loadTowerWeights } from "../model/load.ts";
@@ -181,6 +182,7 @@ async function huggingFaceBert(model: SiameseRuCLIP): Promise<{ stateDict: State
 export async function pretrainTextTowers(options: TextPretrainingOptions): Promise<TextPretrainingResult> {
   const config: TextPretrainingConfig = { ...TEXT_PRETRAINING_DEFAULTS, ...options.config };
   checkConfig(config);
+  beginInterruptible();
   const { model, inputs } = options;
   const rows = [...options.rows];
   if (rows.length < 2) throw new Error(`text pretraining needs at least 2 products with a name, got ${rows.length}`);
@@ -249,6 +251,17 @@ export async function pretrainTextTowers(options: TextPretrainingOptions): Promi
         Object.values(clipped).forEach((g) => g.dispose());
         sum += loss;
         await bar.tick(1, { loss: sum / (s + 1) });
+        if (interruptRequested()) {
+          clearInterrupt();
+          const where = `epoch ${epoch}/${config.epochs}, step ${s + 1}/${steps}`;
+          await bar.stop(`interrupted at ${where}`);
+          throw new InterruptedError(
+            `text pretraining stopped at ${where}`,
+            `nothing on disk: the pretrained towers are written when pretraining ends (the model in memory ` +
+              "holds partly pretrained text towers).",
+            "run the pretraining again; it starts over.",
+          );
+        }
       }
       await bar.done();
       const record = { epoch, loss: sum / steps, seconds: (performance.now() - started) / 1000 };

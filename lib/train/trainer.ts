@@ -26,6 +26,8 @@ import {
 } from "../eval/pair_metrics.ts";
 import { type PairThreshold, thresholdAtScore, thresholdFromJson } from "../eval/threshold.ts";
 import { Progress } from "../notebook/progress.ts";
+import { beginInterruptible, clearInterrupt, InterruptedError, interruptRequested } from "../notebook/interrupt.ts";
+import { shownPath } from "../paths.ts";
 import { SeededRandom } from "../data/random.ts";
 import { AdamW, clipGradientsByGlobalNorm } from "./adamw.ts";
 import { type PlateauState, ReduceLROnPlateau } from "./plateau.ts";
@@ -264,6 +266,22 @@ function renameState(state: StateDict, names: Map<string, string>): StateDict {
   return out;
 }
 
+/** Where a Stop left an epoch: resumed from step `steps` with the running loss so far. */
+export interface PartialEpoch {
+  epoch: number;
+  /** Steps of the epoch done. */
+  steps: number;
+  lossSum: number;
+  lossCount: number;
+  /** Seconds the epoch had run. */
+  seconds: number;
+}
+
+function resumeHint(dir: string): string {
+  return `set RESUME to ${shownPath(dir)} (in this kernel: P.RESUME = lastInterruption().resumeFrom, from ` +
+    "lib/notebook/interrupt.ts) and run the training again; it goes on from there.";
+}
+
 /** Trains the model; see the module comment. */
 export async function trainSiamese(options: TrainOptions): Promise<TrainingResult> {
   const { model, inputs, train, config } = options;
@@ -298,6 +316,9 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
   let startEpoch = 0;
   let step = 0;
   let lastGood: string | null = null;
+  /** An epoch a Stop ended part-way (read back from an interrupted checkpoint): where it goes on. */
+  let partial: PartialEpoch | null = null;
+  beginInterruptible();
 
   if (options.resumeFrom) {
     const checkpoint = await loadCheckpoint(options.resumeFrom);
@@ -311,6 +332,13 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
       loss: record.loss ?? config.loss,
       threshold: thresholdFromJson(record.threshold, `${options.resumeFrom}: history[${i}].threshold`),
     }));
+    partial = (state.partial as PartialEpoch | undefined) ?? null;
+    if (partial && partial.epoch > config.epochs) {
+      throw new Error(
+        `${options.resumeFrom}: stopped during epoch ${partial.epoch}, but the run has ${config.epochs} epochs; ` +
+          `set EPOCHS to at least ${partial.epoch}`,
+      );
+    }
     optimizer.learningRate = Number(state.learningRate ?? config.learningRate);
     if (state.plateau) plateau.state = state.plateau as PlateauState;
     if (checkpoint.optimizerState) {
@@ -329,7 +357,8 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
   let bar: Progress | undefined;
   try {
     for (let epoch = startEpoch + 1; epoch <= config.epochs; epoch++) {
-      const started = performance.now();
+      const resumed = partial?.epoch === epoch ? partial : null;
+      const started = performance.now() - (resumed ? resumed.seconds * 1000 : 0);
       // Seeded per epoch, so a resumed run sees the same order as an uninterrupted one.
       const order = epochOrder(train, loss.grouped === true, new SeededRandom(config.seed * 1000 + epoch));
       const steps = Math.ceil(order.length / config.batchSize);
@@ -339,9 +368,30 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
         unit: "pairs",
         silent: options.progress === false,
       });
-      let lossSum = 0;
-      let lossCount = 0;
-      for (let s = 0; s < steps; s++) {
+      let lossSum = resumed?.lossSum ?? 0;
+      let lossCount = resumed?.lossCount ?? 0;
+      if (resumed) await bar.tick(Math.min(order.length, resumed.steps * config.batchSize));
+      // The model and optimizer after the last step, with what a resumed run needs to go on from there.
+      const stateAfterStep = async (stepsDone: number) => ({
+        trainingState: {
+          epoch: epoch - 1,
+          step,
+          optimizerStep: optimizer.step,
+          learningRate: optimizer.learningRate,
+          plateau: plateau.state,
+          history,
+          config,
+          partial: {
+            epoch,
+            steps: stepsDone,
+            lossSum,
+            lossCount,
+            seconds: (performance.now() - started) / 1000,
+          } satisfies PartialEpoch,
+        },
+        optimizerState: renameState(await optimizer.stateDict(), toTorch),
+      });
+      for (let s = resumed?.steps ?? 0; s < steps; s++) {
         const batchPairs = order.slice(s * config.batchSize, (s + 1) * config.batchSize);
         const rows = [...new Set(batchPairs.flatMap((p) => [train.left[p], train.right[p]]))];
         const local = new Map(rows.map((row, i) => [row, i]));
@@ -386,6 +436,20 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
         lossSum += stepLoss * batchPairs.length;
         lossCount += batchPairs.length;
         await bar.tick(batchPairs.length, { loss: lossSum / lossCount, lr: optimizer.learningRate });
+        if (interruptRequested() && s + 1 < steps) {
+          clearInterrupt();
+          const where = `epoch ${epoch}/${config.epochs}, step ${s + 1}/${steps}`;
+          const dir = join(tmpDir, "interrupted");
+          await saveCheckpoint(dir, { model, config: model.config, ...(await stateAfterStep(s + 1)) });
+          await bar.stop(`interrupted at ${where}`);
+          throw new InterruptedError(
+            `training stopped at ${where}`,
+            `the model and optimizer after that step and the resume state, in ${shownPath(dir)}` +
+              (lastGood ? `; the last finished epoch in ${shownPath(lastGood)}.` : "."),
+            resumeHint(dir),
+            dir,
+          );
+        }
       }
       await bar.done();
       const trainSeconds = (performance.now() - started) / 1000;
@@ -424,6 +488,15 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
         await saveCheckpoint(bestDir, { model, config: model.config, trainingState: { ...trainingState, best: true } });
       }
       await options.onEpoch?.(record, history);
+      if (interruptRequested() && epoch < config.epochs) {
+        clearInterrupt();
+        throw new InterruptedError(
+          `training stopped after epoch ${epoch}/${config.epochs}`,
+          `every finished epoch, the last in ${shownPath(epochDir)}; the best so far in ${shownPath(bestDir)}.`,
+          resumeHint(epochDir),
+          epochDir,
+        );
+      }
     }
     await saveCheckpoint(finalDir, {
       model,
