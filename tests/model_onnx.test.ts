@@ -13,7 +13,10 @@ import type { StateDict } from "../lib/model/state_dict.ts";
 import { loadTokenizer } from "../lib/text/tokenizer.ts";
 import { shippedDir } from "../lib/paths.ts";
 import { ProductInputs } from "../lib/train/product_inputs.ts";
-import { computeEmbeddings, computeTowerFeatures, imageTowerRuntime } from "../lib/train/embed.ts";
+import { computeEmbeddings, computeTowerFeatures } from "../lib/train/embed.ts";
+import { cachedTowerFeatures } from "../lib/train/feature_cache.ts";
+import { FrozenTowers } from "../lib/train/frozen_towers.ts";
+import { describeTowerRuntime, resolveTowerRuntime } from "../lib/train/tower_runtime.ts";
 
 await selectBackend("cpu", { quiet: true });
 
@@ -163,7 +166,7 @@ describe("ConvNeXt image tower on onnxruntime", () => {
   });
 });
 
-describe("computeTowerFeatures with the image tower on onnxruntime", () => {
+describe("computeTowerFeatures with every frozen tower on onnxruntime", () => {
   it("gives the tfjs features, in the same [image, name, description] order", async () => {
     const tokenizer = await loadTokenizer(join(shippedDir, "tokenizer-demo"));
     const dir = await Deno.makeTempDir({ prefix: "onnx-tower-test-" });
@@ -182,9 +185,9 @@ describe("computeTowerFeatures with the image tower on onnxruntime", () => {
       try {
         const rows = [3, 0, 2, 1];
         const before = tf.memory().numTensors;
-        const viaTfjs = await computeTowerFeatures(tinyModel, inputs, rows, { imageRuntime: "tfjs", progress: false });
+        const viaTfjs = await computeTowerFeatures(tinyModel, inputs, rows, { towerRuntime: "tfjs", progress: false });
         const viaOnnx = await computeTowerFeatures(tinyModel, inputs, rows, {
-          imageRuntime: "onnx",
+          towerRuntime: "onnx",
           batchSize: 3,
           progress: false,
         });
@@ -194,10 +197,21 @@ describe("computeTowerFeatures with the image tower on onnxruntime", () => {
         // The image part differs between products (the tower saw the pictures).
         expect(Math.abs(viaOnnx[tinyModel.featureDim] - viaOnnx[2 * tinyModel.featureDim])).toBeGreaterThan(1e-3);
         // Embeddings (towers + head) agree too, as the embeddings notebook computes them.
-        const embedTfjs = await computeEmbeddings(tinyModel, inputs, rows, { imageRuntime: "tfjs", progress: false });
-        const embedOnnx = await computeEmbeddings(tinyModel, inputs, rows, { imageRuntime: "onnx", progress: false });
+        const embedTfjs = await computeEmbeddings(tinyModel, inputs, rows, { towerRuntime: "tfjs", progress: false });
+        const embedOnnx = await computeEmbeddings(tinyModel, inputs, rows, { towerRuntime: "onnx", progress: false });
         expect(embedOnnx.length).toBe(rows.length * tinyModel.embeddingDim);
         expect(maxRelativeError(embedOnnx, embedTfjs)).toBeLessThan(1e-4);
+        // Built once and used batch by batch, as the embedding notebook encodes a catalog.
+        const frozen = await FrozenTowers.create(tinyModel, { towerRuntime: "onnx", threads: 1 });
+        expect(frozen.describe()).toBe("frozen towers: onnxruntime-node (onnx: asked for)");
+        const halves = [
+          ...await frozen.embeddings(inputs, rows.slice(0, 2), { progress: false }),
+          ...await frozen.embeddings(inputs, rows.slice(2), { progress: false }),
+        ];
+        expect(maxRelativeError(Float32Array.from(halves), embedTfjs)).toBeLessThan(1e-4);
+        expect(await frozen.features(inputs, rows, { progress: false })).toEqual(viaOnnx);
+        await frozen.dispose();
+        await expect(frozen.features(inputs, rows)).rejects.toThrow(/used after dispose/);
         expect(tf.memory().numTensors).toBe(before);
       } finally {
         tinyModel.dispose();
@@ -207,19 +221,41 @@ describe("computeTowerFeatures with the image tower on onnxruntime", () => {
     }
   });
 
-  it("reads the runtime from the option, else IMAGE_TOWER_RUNTIME, and rejects unknown names", () => {
-    const saved = Deno.env.get("IMAGE_TOWER_RUNTIME");
+  it("resolves auto to onnxruntime on a CPU backend and to tfjs on a GPU one, and rejects unknown names", async () => {
+    expect(await resolveTowerRuntime("auto", "wasm")).toMatchObject({ runtime: "onnx", choice: "auto" });
+    expect(await resolveTowerRuntime("auto", "cpu")).toMatchObject({ runtime: "onnx" });
+    expect(await resolveTowerRuntime("auto", "webgpu")).toEqual({
+      runtime: "tfjs",
+      choice: "auto",
+      reason: "tfjs backend webgpu runs on the GPU",
+    });
+    expect(await resolveTowerRuntime("tfjs", "wasm")).toMatchObject({ runtime: "tfjs" });
+    expect(await resolveTowerRuntime("onnx", "webgpu")).toMatchObject({ runtime: "onnx" });
+    expect(describeTowerRuntime(await resolveTowerRuntime("auto", "wasm"))).toMatch(
+      /^frozen towers: onnxruntime-node \(auto: onnxruntime-node's CPU kernels beat tfjs-wasm\)$/,
+    );
+    await expect(resolveTowerRuntime("torch" as "auto")).rejects.toThrow(
+      'towerRuntime = "torch"; expected one of auto, tfjs, onnx',
+    );
+  });
+
+  it("keys cached features by the runtime too", async () => {
+    const tokenizer = await loadTokenizer(join(shippedDir, "tokenizer-demo"));
+    const cacheDir = await Deno.makeTempDir({ prefix: "onnx-cache-test-" });
+    const products = [0, 1].map((i) => ({ sku: `s${i}`, name: `карта ${i}`, description: "", imagePath: null }));
+    const inputs = await ProductInputs.build(products, { tokenizer, imageSize: 32, maxTokens: 8, progress: false });
+    const model = createSiameseRuCLIP(tinyPreset(tokenizer.vocabSize), { seed: 1 });
     try {
-      Deno.env.delete("IMAGE_TOWER_RUNTIME");
-      expect(imageTowerRuntime()).toBe("tfjs");
-      Deno.env.set("IMAGE_TOWER_RUNTIME", "onnx");
-      expect(imageTowerRuntime()).toBe("onnx");
-      expect(imageTowerRuntime("tfjs")).toBe("tfjs");
-      Deno.env.set("IMAGE_TOWER_RUNTIME", "torch");
-      expect(() => imageTowerRuntime()).toThrow(/image tower runtime "torch".*use "tfjs" or "onnx"/);
+      const viaTfjs = await cachedTowerFeatures(model, inputs, { cacheDir, towerRuntime: "tfjs", progress: false });
+      const viaOnnx = await cachedTowerFeatures(model, inputs, { cacheDir, towerRuntime: "onnx", progress: false });
+      expect([viaTfjs.reused, viaOnnx.reused]).toEqual([false, false]);
+      expect(viaTfjs.key.endsWith("-tfjs") && viaOnnx.key.endsWith("-onnx")).toBe(true);
+      expect(viaOnnx.key.replace(/-onnx$/, "")).toBe(viaTfjs.key.replace(/-tfjs$/, ""));
+      const again = await cachedTowerFeatures(model, inputs, { cacheDir, towerRuntime: "onnx", progress: false });
+      expect([again.reused, again.runtime]).toEqual([true, "onnx"]);
     } finally {
-      if (saved === undefined) Deno.env.delete("IMAGE_TOWER_RUNTIME");
-      else Deno.env.set("IMAGE_TOWER_RUNTIME", saved);
+      model.dispose();
+      await Deno.remove(cacheDir, { recursive: true });
     }
   });
 });

@@ -58,50 +58,108 @@ export interface OnnxEmbeddingThroughput extends EmbeddingThroughput {
   buildSeconds: number;
 }
 
+/** Options of the onnxruntime embedding benches. */
+export interface OnnxEmbeddingBenchOptions {
+  batchSize: number;
+  batches?: number;
+  warmupSize?: number;
+  threads?: number;
+}
+
 /**
- * Times `batches` embeddings of one synthetic batch of `batchSize` products, after a warm-up on a
- * batch of `warmupSize` (default: the same size): images through OnnxImageTower, names and descriptions through the tfjs towers (the
- * current tfjs backend), then the head. `imageTowerSeconds` is the onnxruntime part of the timed calls.
+ * Builds onnxruntime towers, then times `batches` embeddings of one synthetic batch of `batchSize`
+ * products after a warm-up on a batch of `warmupSize` (default the same size: onnxruntime grows its
+ * memory arena on the first run of a larger batch). `embed` embeds one batch and returns the seconds spent
+ * on onnxruntime, reported as `imageTowerSeconds`.
  */
-export async function benchEmbeddingOnnxImage(
+async function benchOnnxEmbedding<T extends { dispose(): Promise<void> }>(
   model: SiameseRuCLIP,
-  options: { batchSize: number; batches?: number; warmupSize?: number; threads?: number },
+  options: OnnxEmbeddingBenchOptions,
+  build: (threads: number) => Promise<T>,
+  embed: (towers: T, batch: ProductBatch) => Promise<number>,
 ): Promise<OnnxEmbeddingThroughput> {
-  const { OnnxImageTower } = await import("../model/onnx_convnext.ts");
-  const { towerFeaturesWithImage } = await import("../train/embed.ts");
   const batches = options.batches ?? 1;
   const threads = options.threads ?? navigator.hardwareConcurrency;
   const buildStart = performance.now();
-  const tower = await OnnxImageTower.create(model, { threads });
+  const towers = await build(threads);
   const buildSeconds = (performance.now() - buildStart) / 1000;
-  // Warm-up at full size by default: onnxruntime grows its memory arena on the first run of a larger batch.
   const warm = syntheticBatch(model.config, Math.min(options.warmupSize ?? options.batchSize, options.batchSize), 11);
   const batch = syntheticBatch(model.config, options.batchSize);
-  let imageTowerSeconds = 0;
   try {
-    const embedOnce = async (b: ProductBatch): Promise<void> => {
-      const [n, size] = b.images.shape;
-      const imageStart = performance.now();
-      const image = await tower.run((await b.images.data()) as Float32Array, n, size);
-      imageTowerSeconds += (performance.now() - imageStart) / 1000;
-      const out = tf.tidy(() => model.head(towerFeaturesWithImage(model, b, image), false));
-      await out.data();
-      out.dispose();
-    };
-    await embedOnce(warm);
-    imageTowerSeconds = 0;
+    await embed(towers, warm);
+    let onnxSeconds = 0;
     const start = performance.now();
-    for (let i = 0; i < batches; i++) await embedOnce(batch);
+    for (let i = 0; i < batches; i++) onnxSeconds += await embed(towers, batch);
     const secondsPerBatch = (performance.now() - start) / 1000 / batches;
-    imageTowerSeconds /= batches;
     return {
-      ...embeddingThroughput(options.batchSize, batches, secondsPerBatch, imageTowerSeconds),
+      ...embeddingThroughput(options.batchSize, batches, secondsPerBatch, onnxSeconds / batches),
       threads,
       buildSeconds,
     };
   } finally {
     disposeBatch(warm);
     disposeBatch(batch);
-    await tower.dispose();
+    await towers.dispose();
   }
+}
+
+/** The head on tower features computed elsewhere, read back as the embeddings notebook does. */
+async function headOn(model: SiameseRuCLIP, features: () => tf.Tensor2D): Promise<void> {
+  const out = tf.tidy(() => model.head(features(), false));
+  await out.data();
+  out.dispose();
+}
+
+/**
+ * Embedding throughput with the ConvNeXt on onnxruntime (OnnxImageTower), names and descriptions through
+ * the tfjs towers (the current tfjs backend), then the head; `imageTowerSeconds` is the onnxruntime part.
+ */
+export async function benchEmbeddingOnnxImage(
+  model: SiameseRuCLIP,
+  options: OnnxEmbeddingBenchOptions,
+): Promise<OnnxEmbeddingThroughput> {
+  const { OnnxImageTower } = await import("../model/onnx_convnext.ts");
+  const { towerFeaturesWithImage } = await import("../train/embed.ts");
+  return benchOnnxEmbedding(
+    model,
+    options,
+    (threads) => OnnxImageTower.create(model, { threads }),
+    async (tower, b) => {
+      const [n, size] = b.images.shape;
+      const started = performance.now();
+      const image = await tower.run((await b.images.data()) as Float32Array, n, size);
+      const seconds = (performance.now() - started) / 1000;
+      await headOn(model, () => towerFeaturesWithImage(model, b, image));
+      return seconds;
+    },
+  );
+}
+
+/**
+ * Embedding throughput with every frozen tower on onnxruntime (lib/train/onnx_towers.ts, TOWER_RUNTIME=auto
+ * on CPU backends) and the head on tfjs; `imageTowerSeconds` is the time of the three towers.
+ */
+export async function benchEmbeddingOnnxTowers(
+  model: SiameseRuCLIP,
+  options: OnnxEmbeddingBenchOptions,
+): Promise<OnnxEmbeddingThroughput> {
+  const { OnnxTowers } = await import("../train/onnx_towers.ts");
+  const text = async (ids: tf.Tensor2D, mask: tf.Tensor2D) => ({
+    ids: (await ids.data()) as Int32Array,
+    mask: (await mask.data()) as Int32Array,
+    tokens: ids.shape[1],
+  });
+  return benchOnnxEmbedding(model, options, (threads) => OnnxTowers.create(model, { threads }), async (towers, b) => {
+    const [n, size] = b.images.shape;
+    const started = performance.now();
+    const features = await towers.run(n, {
+      images: (await b.images.data()) as Float32Array,
+      size,
+      name: await text(b.nameIds, b.nameMask),
+      description: await text(b.descIds, b.descMask),
+    });
+    const seconds = (performance.now() - started) / 1000;
+    await headOn(model, () => tf.tensor2d(features, [n, towers.featureDim]));
+    return seconds;
+  });
 }

@@ -193,6 +193,30 @@ export async function benchTfjsBackend(options: TfjsBenchOptions): Promise<TfjsB
     } finally {
       mixedModel.dispose();
     }
+    // Every frozen tower on onnxruntime (TOWER_RUNTIME=auto on a CPU backend), the head on tfjs-wasm.
+    const onnxModel = createSiameseRuCLIP(preset, { seed: 0 });
+    try {
+      log(`${label}: every tower on onnxruntime, embedding, batch ${sizes.batch} ...`);
+      const { benchEmbeddingOnnxTowers } = await import("./ort_bench.ts");
+      const towers = await benchEmbeddingOnnxTowers(onnxModel, { batchSize: sizes.batch, threads: threads ?? 1 });
+      record.embedOnnxTowers = towers;
+      push({
+        section: "embedding",
+        item: `${preset.name} preset, batch ${towers.batchSize}, every tower on onnxruntime (TOWER_RUNTIME=auto)`,
+        value: towers.productsPerSecond,
+        unit: "products/s",
+        direction: "higher",
+        torchValue: torchMain?.batchSize === towers.batchSize ? torchMain.embed.productsPerSecond : null,
+        note: `towers ${(100 * towers.imageTowerSeconds / towers.secondsPerBatch).toFixed(0)}% of the time` +
+          `, onnxruntime at ${towers.threads} thread${towers.threads > 1 ? "s" : ""}; sessions built in ` +
+          `${towers.buildSeconds.toFixed(1)} s`,
+      });
+    } catch (error) {
+      log(`${label}: onnxruntime towers row failed (${errorText(error)})`);
+      record.embedOnnxTowersError = errorText(error);
+    } finally {
+      onnxModel.dispose();
+    }
     log(`${label}: kernels ...`);
     const kernels = await benchKernels(quick ? { images: 1, size: 28 } : {});
     record.kernels = kernels;

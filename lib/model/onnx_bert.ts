@@ -20,7 +20,7 @@ import * as ort from "onnxruntime-node";
 import type { BertConfig } from "./bert.ts";
 import type { NamePooling } from "./ruclip.ts";
 import { attr, encodeOnnxModel } from "./onnx_proto.ts";
-import { GraphBuilder, transpose2d, WeightReader } from "./onnx_graph.ts";
+import { createCpuSession, GraphBuilder, runFeatures, transpose2d, WeightReader } from "./onnx_graph.ts";
 import type { SiameseRuCLIP } from "./siamese.ts";
 import type { StateDict } from "./state_dict.ts";
 
@@ -210,12 +210,7 @@ export class OnnxTextTower {
     options: OnnxTextTowerOptions = {},
   ): Promise<OnnxTextTower> {
     const bytes = bertTowerOnnxModel(stateDict, spec);
-    const session = await ort.InferenceSession.create(bytes, {
-      intraOpNumThreads: options.threads ?? navigator.hardwareConcurrency ?? 1,
-      interOpNumThreads: 1,
-      graphOptimizationLevel: "all",
-      executionProviders: ["cpu"],
-    });
+    const session = await createCpuSession(bytes, options.threads);
     return new OnnxTextTower(session, spec.projection?.outFeatures ?? spec.config.hiddenSize, spec.config.maxPositions);
   }
 
@@ -236,13 +231,7 @@ export class OnnxTextTower {
       input_ids: new ort.Tensor("int32", ids, [n, tokens]),
       attention_mask: new ort.Tensor("int32", mask, [n, tokens]),
     };
-    const result = await this.session.run(feeds);
-    const features = result.features;
-    try {
-      return new Float32Array(features.data as Float32Array);
-    } finally {
-      features.dispose();
-    }
+    return await runFeatures(this.session, feeds);
   }
 
   /** Releases the onnxruntime session. */

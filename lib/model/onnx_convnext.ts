@@ -16,7 +16,7 @@
 import * as ort from "onnxruntime-node";
 import type { ConvNeXtConfig } from "./convnext.ts";
 import { attr, encodeOnnxModel, type OnnxAttribute } from "./onnx_proto.ts";
-import { GraphBuilder, transpose2d, WeightReader } from "./onnx_graph.ts";
+import { createCpuSession, GraphBuilder, runFeatures, transpose2d, WeightReader } from "./onnx_graph.ts";
 import type { SiameseRuCLIP } from "./siamese.ts";
 import type { StateDict } from "./state_dict.ts";
 
@@ -165,13 +165,7 @@ export class OnnxImageTower {
     options: OnnxImageTowerOptions & { prefix?: string } = {},
   ): Promise<OnnxImageTower> {
     const bytes = convnextOnnxModel(stateDict, options.prefix ?? "ruclip.visual.", config, options);
-    const threads = options.threads ?? navigator.hardwareConcurrency ?? 1;
-    const session = await ort.InferenceSession.create(bytes, {
-      intraOpNumThreads: threads,
-      interOpNumThreads: 1,
-      graphOptimizationLevel: "all",
-      executionProviders: ["cpu"],
-    });
+    const session = await createCpuSession(bytes, options.threads);
     return new OnnxImageTower(session, config.dims[config.dims.length - 1]);
   }
 
@@ -187,13 +181,7 @@ export class OnnxImageTower {
     }
     if (n === 0) return new Float32Array(0);
     const feeds = { images: new ort.Tensor("float32", images, [n, size, size, 3]) };
-    const result = await this.session.run(feeds);
-    const features = result.features;
-    try {
-      return new Float32Array(features.data as Float32Array);
-    } finally {
-      features.dispose();
-    }
+    return await runFeatures(this.session, feeds);
   }
 
   /** Releases the onnxruntime session. */

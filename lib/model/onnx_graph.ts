@@ -1,10 +1,12 @@
 /**
  * What the project's ONNX writers (the ConvNeXt image tower, the BERT text towers) share: a graph builder
  * that names each node's output, a reader of a tower's weights from a PyTorch-layout state dict that
- * collects every missing or mis-shaped weight, and the transpose of a Linear weight for MatMul.
+ * collects every missing or mis-shaped weight, the transpose of a Linear weight for MatMul, and the
+ * onnxruntime CPU session that runs a tower.
  *
  * @module
  */
+import * as ort from "onnxruntime-node";
 import type { OnnxAttribute, OnnxNode, OnnxTensor } from "./onnx_proto.ts";
 import type { StateDict } from "./state_dict.ts";
 
@@ -73,4 +75,28 @@ export function transpose2d(weight: Float32Array, out: number, inFeatures: numbe
     for (let i = 0; i < inFeatures; i++) t[i * out + o] = weight[o * inFeatures + i] * s;
   }
   return t;
+}
+
+/** An onnxruntime CPU session of a written graph, at `threads` intra-op threads (default: every core). */
+export function createCpuSession(bytes: Uint8Array, threads?: number): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(bytes, {
+    intraOpNumThreads: threads ?? navigator.hardwareConcurrency ?? 1,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: "all",
+    executionProviders: ["cpu"],
+  });
+}
+
+/** Runs a tower's session and returns its "features" output as a Float32Array (the output's memory freed). */
+export async function runFeatures(
+  session: ort.InferenceSession,
+  feeds: Record<string, ort.Tensor>,
+): Promise<Float32Array> {
+  const result = await session.run(feeds);
+  const features = result.features;
+  try {
+    return new Float32Array(features.data as Float32Array);
+  } finally {
+    features.dispose();
+  }
 }

@@ -9,6 +9,7 @@ import { parseShard } from "../embeddings/shard.ts";
 import { NUMERIC_ANALYTICS_COLUMNS } from "../data/columns.ts";
 import { choice, type ChoiceSpec, integer, number, text, type TextSpec } from "./params.ts";
 import type { EconomicFilterOptions } from "../eval/economic_filter.ts";
+import { TOWER_RUNTIMES, type TowerRuntimeChoice } from "../train/tower_runtime.ts";
 
 const NAME = /^[A-Za-z0-9_.-]+$/;
 
@@ -108,4 +109,13 @@ export function shard(): TextSpec {
     },
     allowed: 'empty, or i/N with 0 <= i < N (e.g. "1/4")',
   });
+}
+
+/** TOWER_RUNTIME: where the frozen towers run (lib/train/tower_runtime.ts). */
+export function towerRuntime(): ChoiceSpec<TowerRuntimeChoice> {
+  return choice(
+    TOWER_RUNTIMES,
+    "auto",
+    "frozen towers: auto = onnxruntime on a CPU backend where it loads, else tfjs; or tfjs; or onnx",
+  );
 }

@@ -6,6 +6,8 @@ import { tf } from "../tf.ts";
 import type { SiameseRuCLIP, TextBatch } from "../model/siamese.ts";
 import { Progress } from "../notebook/progress.ts";
 import { disposeProductBatch, type ProductInputs } from "./product_inputs.ts";
+import { OnnxTowers } from "./onnx_towers.ts";
+import { resolveTowerRuntime, type TowerRuntimeChoice } from "./tower_runtime.ts";
 
 export interface EncodeOptions {
   batchSize?: number;
@@ -42,33 +44,38 @@ async function encodeRows(
   return out;
 }
 
-/** Where the image tower runs: tfjs (the model itself) or onnxruntime (a snapshot of its weights, CPU, faster). */
-export type ImageTowerRuntime = "tfjs" | "onnx";
+/** `encodeRows` for an encoder that gives plain arrays (onnxruntime). */
+function encodeArrays(
+  rows: readonly number[],
+  width: number,
+  encodeBatch: (batchRows: number[]) => Promise<Float32Array>,
+  options: EncodeOptions,
+  label: string,
+): Promise<Float32Array> {
+  return encodeRows(
+    rows,
+    width,
+    async (batchRows) => {
+      const values = await encodeBatch(batchRows);
+      return tf.tensor2d(values, [batchRows.length, width]);
+    },
+    options,
+    label,
+  );
+}
 
 /** Options of `computeTowerFeatures`. */
 export interface TowerFeatureOptions extends EncodeOptions {
   /**
-   * Runtime of the image tower (default: env IMAGE_TOWER_RUNTIME, else "tfjs"). "onnx" runs the
-   * ConvNeXt on onnxruntime-node (lib/model/onnx_convnext.ts) and the two text towers on tfjs.
+   * Where the frozen towers run (tower_runtime.ts): "auto" (onnxruntime on a CPU backend where it loads,
+   * else tfjs), "tfjs" or "onnx". Default: "auto" for tower features; for embeddings, "tfjs" unless given
+   * (the full model may be training).
    */
-  imageRuntime?: ImageTowerRuntime;
-}
-
-/** The image runtime asked for by `options`, else env IMAGE_TOWER_RUNTIME, else "tfjs". */
-export function imageTowerRuntime(requested?: ImageTowerRuntime): ImageTowerRuntime {
-  let value: string | undefined = requested;
-  if (value === undefined) {
-    try {
-      value = Deno.env.get("IMAGE_TOWER_RUNTIME") || undefined;
-    } catch {
-      value = undefined; // no --allow-env: the default
-    }
-  }
-  if (value === undefined) return "tfjs";
-  if (value === "tfjs" || value === "onnx") return value;
-  throw new Error(
-    `image tower runtime "${value}" (option imageRuntime or env IMAGE_TOWER_RUNTIME): use "tfjs" or "onnx"`,
-  );
+  towerRuntime?: TowerRuntimeChoice;
+  /** onnxruntime intra-op threads (default: every core). */
+  threads?: number;
+  /** Towers already built on onnxruntime (frozen_towers.ts), reused instead of built for this call. */
+  onnxTowers?: OnnxTowers;
 }
 
 /**
@@ -92,7 +99,8 @@ export async function computeTowerFeatures(
   rows: readonly number[] = [...Array(inputs.size).keys()],
   options: TowerFeatureOptions = {},
 ): Promise<Float32Array> {
-  if (imageTowerRuntime(options.imageRuntime) === "tfjs") {
+  const runtime = options.onnxTowers ? "onnx" : (await resolveTowerRuntime(options.towerRuntime ?? "auto")).runtime;
+  if (runtime === "tfjs") {
     return encodeRows(
       rows,
       model.featureDim,
@@ -108,28 +116,17 @@ export async function computeTowerFeatures(
       "tower features",
     );
   }
-  // Loaded on demand: the onnxruntime addon is needed only by this path.
-  const { OnnxImageTower } = await import("../model/onnx_convnext.ts");
-  const tower = await OnnxImageTower.create(model);
+  const towers = options.onnxTowers ?? await OnnxTowers.create(model, { threads: options.threads });
   try {
-    return await encodeRows(
+    return await encodeArrays(
       rows,
       model.featureDim,
-      async (batchRows) => {
-        const batch = inputs.batch(batchRows);
-        try {
-          const [n, size] = batch.images.shape;
-          const image = await tower.run((await batch.images.data()) as Float32Array, n, size);
-          return towerFeaturesWithImage(model, batch, image);
-        } finally {
-          disposeProductBatch(batch);
-        }
-      },
+      (batchRows) => towers.features(inputs, batchRows),
       options,
-      "tower features (image tower on onnxruntime)",
+      "tower features (onnxruntime)",
     );
   } finally {
-    await tower.dispose();
+    if (!options.onnxTowers) await towers.dispose();
   }
 }
 
@@ -147,8 +144,11 @@ export async function computeEmbeddings(
     imageFeatures?: Float32Array;
   } = {},
 ): Promise<Float32Array> {
-  if (!options.features && imageTowerRuntime(options.imageRuntime) === "onnx") {
-    // Towers (ConvNeXt on onnxruntime, text on tfjs) for these rows, then the head on them.
+  const onnx = !options.features && !options.imageFeatures &&
+    (options.onnxTowers !== undefined ||
+      (options.towerRuntime !== undefined && (await resolveTowerRuntime(options.towerRuntime)).runtime === "onnx"));
+  if (onnx) {
+    // The towers on onnxruntime for these rows, then the head on them.
     const towerFeatures = await computeTowerFeatures(model, inputs, rows, options);
     const F = model.featureDim;
     const positions = [...rows.keys()];

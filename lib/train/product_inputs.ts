@@ -192,6 +192,15 @@ export class ProductInputs {
     rows: readonly number[],
     view: "name" | "description" | readonly ("name" | "description")[],
   ): [tf.Tensor2D, tf.Tensor2D] {
+    const { ids, mask, tokens } = this.textArrays(rows, view);
+    return [tf.tensor2d(ids, [rows.length, tokens], "int32"), tf.tensor2d(mask, [rows.length, tokens], "int32")];
+  }
+
+  /** `textView`'s token ids and mask as plain arrays, row-major [rows.length, tokens] (for onnxruntime). */
+  textArrays(
+    rows: readonly number[],
+    view: "name" | "description" | readonly ("name" | "description")[],
+  ): { ids: Int32Array; mask: Int32Array; tokens: number } {
     const T = this.maxTokens;
     const source = (i: number) =>
       (typeof view === "string" ? view : view[i]) === "name"
@@ -217,14 +226,17 @@ export class ProductInputs {
       outIds.set(ids.subarray(row * T, row * T + length), i * length);
       outMask.set(mask.subarray(row * T, row * T + length), i * length);
     });
-    return [
-      tf.tensor2d(outIds, [rows.length, length], "int32"),
-      tf.tensor2d(outMask, [rows.length, length], "int32"),
-    ];
+    return { ids: outIds, mask: outMask, tokens: length };
   }
 
   /** Model input tensors for the given product rows (tokens as `textBatch`); the caller disposes them. */
   batch(rows: readonly number[]): ProductBatch {
+    const size = this.imageSize;
+    return { images: tf.tensor4d(this.imagePixels(rows), [rows.length, size, size, 3]), ...this.textBatch(rows) };
+  }
+
+  /** The normalised images of the given rows, NHWC [rows.length, size, size, 3] (zeros for a missing image). */
+  imagePixels(rows: readonly number[]): Float32Array {
     const size = this.imageSize;
     const pixelCount = size * size;
     const images = new Float32Array(rows.length * pixelCount * 3);
@@ -238,7 +250,7 @@ export class ProductInputs {
         }
       }
     });
-    return { images: tf.tensor4d(images, [rows.length, size, size, 3]), ...this.textBatch(rows) };
+    return images;
   }
 
   /** A fingerprint of the preprocessed inputs (for feature-cache keys). */
