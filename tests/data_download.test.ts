@@ -4,6 +4,7 @@ import sharp from "sharp";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { downloadImages, type ImageResult } from "../lib/data/download.ts";
+import { configureStopHandler, InterruptedError, stopPressed } from "../lib/notebook/interrupt.ts";
 
 const jpeg: Uint8Array<ArrayBuffer> = new Uint8Array(
   await sharp({ create: { width: 32, height: 24, channels: 3, background: "#3a7" } }).jpeg().toBuffer(),
@@ -94,5 +95,35 @@ describe("downloadImages against a loopback server", () => {
       { imagesDir: join(dir, "images"), retries: 0, timeoutMs: 500 },
     );
     expect(again.map((r) => r.status)).toEqual(["cached", "downloaded"]);
+  });
+
+  it("Stop lets the downloads under way finish whole and starts no more", async () => {
+    configureStopHandler({ notify: () => {}, exit: () => {} });
+    const imagesDir = join(dir, "stopped");
+    const jobs = ["a", "b", "c", "d", "e"].map((name) => ({
+      sku: name,
+      url: `${base}/ok.jpg`,
+      imageName: `${name}.jpg`,
+    }));
+    const stops: unknown[] = [];
+    let ticks = 0;
+    const error = await downloadImages(jobs, {
+      imagesDir,
+      concurrency: 1,
+      progress: {
+        tick: () => ++ticks === 2 && stopPressed(), // Stop pressed after the second image
+        done: () => {},
+        stop: (reason) => stops.push(reason),
+      },
+    }).catch((e) => e);
+    expect(error).toBeInstanceOf(InterruptedError);
+    expect(error.message).toBe(
+      `image download stopped at 2/5 images (Stop). Kept: the 2 images fetched, each written whole in ${imagesDir}. ` +
+        "Resume: run it again: the images on disk are checked and skipped.",
+    );
+    expect(stops[0]).toBe("interrupted at 2/5");
+    expect([...Deno.readDirSync(imagesDir)].map((e) => e.name).sort()).toEqual(["a.jpg", "b.jpg"]);
+    const resumed = await downloadImages(jobs, { imagesDir });
+    expect(resumed.map((r) => r.status)).toEqual(["cached", "cached", "downloaded", "downloaded", "downloaded"]);
   });
 });

@@ -3,6 +3,7 @@ import { expect } from "expect";
 import { join } from "node:path";
 import { downloadDataRepo, downloadRepoFiles, HubDownloadError } from "../lib/hub/download.ts";
 import { HubError } from "../lib/hub/repo.ts";
+import { configureStopHandler, InterruptedError, stopPressed } from "../lib/notebook/interrupt.ts";
 import { readTree, startSeededHub } from "./fixtures/hub/make_data.ts";
 
 const REPO = "INDEEPA/clip-siamese";
@@ -82,6 +83,27 @@ describe("downloadRepoFiles against the local stand-in", () => {
       expect(second.skipped).toBe(4);
       expect(second.files.find((f) => f.status === "downloaded")?.path).toBe("tables_demo/pairs.json");
       expect(resolveGets(fx.hub.requests)).toEqual(["tables_demo/pairs.json"]);
+    } finally {
+      await fx.cleanup();
+    }
+  });
+
+  it("Stop lets the files under way finish whole and starts no more; a rerun fetches only the rest", async () => {
+    configureStopHandler({ notify: () => {}, exit: () => {} });
+    const fx = await startSeededHub();
+    try {
+      const options = { repo: REPO, endpoint: fx.hub.endpoint, destination: fx.destination, concurrency: 1 };
+      const error = await downloadRepoFiles({
+        ...options,
+        onProgress: (event) => event.done === 2 && stopPressed(),
+      }).catch((e) => e);
+      expect(error).toBeInstanceOf(InterruptedError);
+      expect(error.message).toMatch(/^Hub download stopped at 2\/5 files \(Stop\)\. Kept: the 2 files finished/);
+      expect(resolveGets(fx.hub.requests)).toEqual(ALL_FILES.slice(0, 2));
+      fx.hub.requests.length = 0;
+      const rest = await downloadRepoFiles(options);
+      expect([rest.skipped, rest.downloaded]).toEqual([2, 3]);
+      expect(resolveGets(fx.hub.requests)).toEqual(ALL_FILES.slice(2));
     } finally {
       await fx.cleanup();
     }

@@ -9,6 +9,7 @@ import sharp from "sharp";
 import { isAbsolute, join, normalize } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { writeFileAtomic } from "../fs.ts";
+import { beginInterruptible, clearInterrupt, InterruptedError, interruptRequested } from "../notebook/interrupt.ts";
 import { dataDir, shownPath } from "../paths.ts";
 
 /**
@@ -206,22 +207,44 @@ export async function downloadImage(job: ImageJob, options: DownloadOptions): Pr
   return result;
 }
 
-/** Downloads all images with bounded concurrency; returns one result per job, in job order. */
+/**
+ * Downloads all images with bounded concurrency; returns one result per job, in job order. Stop
+ * (lib/notebook/interrupt.ts) lets the downloads under way finish (each file is written whole or not at
+ * all) and starts no more; it then throws an `InterruptedError` (a rerun skips what is on disk).
+ */
 export async function downloadImages(jobs: readonly ImageJob[], options: DownloadOptions): Promise<ImageResult[]> {
   const limit = pLimit(Math.max(1, options.concurrency ?? 8));
   let failed = 0;
+  let finished = 0;
+  let stopped = false;
+  beginInterruptible();
   try {
     await Deno.mkdir(options.imagesDir, { recursive: true });
     const results = await Promise.all(jobs.map((job) =>
       limit(async () => {
+        if (stopped || interruptRequested()) {
+          if (!stopped) clearInterrupt();
+          stopped = true;
+          return null;
+        }
         const result = await downloadImage(job, options);
         if (result.status === "failed") failed++;
+        finished++;
         await options.progress?.tick(1, { failed });
         return result;
       })
     ));
+    if (stopped) {
+      await options.progress?.stop?.(`interrupted at ${finished}/${jobs.length}`);
+      throw new InterruptedError(
+        `image download stopped at ${finished}/${jobs.length} images`,
+        `the ${finished - failed} images fetched, each written whole in ${shownPath(options.imagesDir)}.`,
+        "run it again: the images on disk are checked and skipped.",
+        options.imagesDir,
+      );
+    }
     await finishProgress(options.progress);
-    return results;
+    return results as ImageResult[];
   } catch (error) {
     await finishProgress(options.progress, error);
     throw error;

@@ -9,6 +9,8 @@
 import pLimit from "p-limit";
 import { dirname, join, resolve, sep } from "node:path";
 import { exists } from "../fs.ts";
+import { beginInterruptible, clearInterrupt, InterruptedError, interruptRequested } from "../notebook/interrupt.ts";
+import { shownPath } from "../paths.ts";
 import { unpackImageArchives, type UnpackRecord } from "./archive.ts";
 import { createHubHasher, hashFileInto, hubDigestOfFile } from "./hashing.ts";
 import { listRemoteFiles, type RemoteFile } from "./listing.ts";
@@ -245,8 +247,15 @@ export async function downloadRepoFiles(options: DownloadOptions): Promise<Downl
   const selected = (await listRemoteFiles(connection, revision, fetchImpl)).filter((file) => matches(file.path));
   const limit = pLimit(Math.max(1, options.concurrency ?? 4));
   let done = 0;
-  const files = await Promise.all(selected.map((file) =>
+  let stopped = false;
+  beginInterruptible();
+  const downloaded = await Promise.all(selected.map((file) =>
     limit(async () => {
+      if (stopped || interruptRequested()) {
+        if (!stopped) clearInterrupt();
+        stopped = true;
+        return null;
+      }
       const record = await downloadOne(connection, revision, file, options.destination, {
         attempts: Math.max(1, options.attempts ?? 4),
         retryDelayMs: options.retryDelayMs ?? 500,
@@ -265,6 +274,16 @@ export async function downloadRepoFiles(options: DownloadOptions): Promise<Downl
       return record;
     })
   ));
+  if (stopped) {
+    throw new InterruptedError(
+      `Hub download stopped at ${done}/${selected.length} files`,
+      `the ${done} files finished, each verified and renamed into ${shownPath(options.destination)} whole ` +
+        "(a file cut short stays a .part file, never under its own name).",
+      "run it again: the files on disk that match the Hub are skipped.",
+      options.destination,
+    );
+  }
+  const files = downloaded as DownloadedFile[];
   const report: DownloadReport = {
     repo: connection.repo,
     endpoint: connection.endpoint,
