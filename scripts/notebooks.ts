@@ -22,6 +22,18 @@ if (values.help) {
   Deno.exit(0);
 }
 const preset = values.preset ?? Deno.env.get("SUITE_PRESET") ?? "demo";
+// Ctrl-C reaches the notebook driver too, which passes it on to the kernel: the running notebook ends at its
+// next step and is kept as a failed copy. This process stays to report it; a second Ctrl-C ends it at once.
+let interrupts = 0;
+if (Deno.build.os !== "windows") {
+  Deno.addSignalListener("SIGINT", () => {
+    if (++interrupts > 1) Deno.exit(130);
+    console.error(
+      "interrupt: the running notebook ends at its next step (its partial copy is kept as a failed run) and no " +
+        "later notebook runs; press Ctrl-C again to end at once.",
+    );
+  });
+}
 try {
   if (!(SUITE_PRESETS as readonly string[]).includes(preset)) {
     throw new Error(`--preset ${JSON.stringify(preset)} is not allowed: use one of ${SUITE_PRESETS.join(", ")}`);

@@ -323,4 +323,53 @@ describe("notebook runner", () => {
     expect(record.error).toContain("stopped here");
     expect(JSON.parse(await Deno.readTextFile(join(data, "runs", "other", "run.json"))).status).toBe("running");
   });
+
+  it("an interrupt (Ctrl-C) stops the running cell at its next step, runs no later cell, keeps the partial notebook", async () => {
+    if (Deno.build.os !== "linux") return; // the notebook finds the driver process through /proc
+    await ensureNotebookEnvironment();
+    const dir = await tempDir();
+    const data = join(dir, "data");
+    const lib = (path: string) => new URL(`../lib/${path}`, import.meta.url).href;
+    const path = await writeNotebook(
+      dir,
+      "stopped",
+      [
+        "// %%",
+        `import { notebookParams } from "${lib("notebook/params.ts")}";`,
+        "const P = await notebookParams({}, { show: false });",
+        "const dir = Deno.env.get('CLIP_SIAMESE_DATA') + '/runs/r1';",
+        "Deno.mkdirSync(dir, { recursive: true });",
+        "const token = Deno.env.get('CLIP_SIAMESE_RUNNER_TOKEN');",
+        "Deno.writeTextFileSync(dir + '/run.json', JSON.stringify({ id: 'r1', status: 'running', runnerToken: token, started: new Date().toISOString() }));",
+        "// %%",
+        `import { beginInterruptible, throwIfInterrupted } from "${lib("notebook/interrupt.ts")}";`,
+        "beginInterruptible();",
+        "// Ctrl-C reaches the driver (an ancestor of this kernel), which passes it on to the kernel.",
+        "const parentOf = (pid: number) => Number(Deno.readTextFileSync(`/proc/${pid}/stat`).split(') ')[1].split(' ')[1]);",
+        "let driver = Deno.ppid;",
+        "while (driver > 1 && !Deno.readTextFileSync(`/proc/${driver}/cmdline`).includes('execute_notebook.py')) {",
+        "  driver = parentOf(driver);",
+        "}",
+        "Deno.kill(driver, 'SIGINT');",
+        "for (let i = 0; i < 600; i++) {",
+        "  await new Promise((resolve) => setTimeout(resolve, 50));",
+        "  throwIfInterrupted(() => `loop stopped at step ${i}`, 'the steps done.', 'run it again.');",
+        "}",
+        "// %%",
+        "console.log('never');",
+      ].join("\n"),
+    );
+    const result = await executeNotebook(path, { outDir: join(dir, "out"), env: { CLIP_SIAMESE_DATA: data } });
+    expect(result).toMatchObject({ ok: false, kind: "interrupted", failedCell: "In[2]" });
+    expect(result.error).toMatch(
+      /^interrupted: Interrupted: loop stopped at step \d+ \(Stop\)\. Kept: the steps done\. Resume: run it again\.$/,
+    );
+    const all = await readAllCells(result.executed!);
+    expect([all[0].source].flat().join("")).toMatch(/^\*\*This run of stopped was interrupted at In\[2\]\*\*/);
+    const cells = await readCells(result.executed!);
+    expect(cells[1].outputs).toEqual(expect.arrayContaining([expect.objectContaining({ ename: "Interrupted" })]));
+    expect(cells[2].outputs).toEqual([]);
+    const record = JSON.parse(await Deno.readTextFile(join(data, "runs", "r1", "run.json")));
+    expect(record).toMatchObject({ status: "stopped", failedAt: "In[2]" });
+  });
 });

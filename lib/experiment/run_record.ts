@@ -251,11 +251,11 @@ export async function startRun(options: StartRunOptions): Promise<RunHandle> {
 
 /**
  * Marks the records a failed batch execution left "running" (those carrying its runner token) as failed
- * at the given cell; returns their ids. Used by the notebook runner.
+ * at the given cell (or "stopped", for an interrupted one); returns their ids. Used by the notebook runner.
  */
 export async function markRunsFailed(
   token: string,
-  failure: { failedAt?: string; error?: string },
+  failure: { failedAt?: string; error?: string; status?: "failed" | "stopped" },
   store: LocalRunStore = new LocalRunStore(),
 ): Promise<string[]> {
   const marked: string[] = [];
@@ -263,7 +263,7 @@ export async function markRunsFailed(
     if (record.runnerToken !== token || record.status !== "running") continue;
     const updated: RunRecord = {
       ...record,
-      status: "failed",
+      status: failure.status ?? "failed",
       ...(failure.failedAt ? { failedAt: failure.failedAt } : {}),
       ...(failure.error ? { error: failure.error } : {}),
       finished: new Date().toISOString(),

@@ -8,12 +8,18 @@ imports resolve as in Jupyter), stops at the first failure, and always writes th
 notebook (partly executed on failure, with the error output) and its HTML rendering. The result
 file holds one JSON object: {"ok", "kind", "error", "cell", "html_error"}; see `result()`.
 
+An interrupt (SIGINT: Ctrl-C in the terminal that runs the suite) is passed on to the kernel, which a
+notebook that loaded the library answers as Jupyter's Stop (lib/notebook/interrupt.ts): the running job
+ends at its next step; no later cell runs, and the partly executed notebook is written as for a failure,
+with the kind "interrupted". A second interrupt ends the driver at once.
+
 Uses the standard library, nbformat, nbclient and nbconvert only. The Deno kernel can publish a
 cell's "idle" status before its last stdout and display messages; `BatchClient` keeps listening
 for a short grace period after idle so that nothing a cell prints is lost.
 """
 
 import argparse
+import asyncio
 import json
 import os
 import re
@@ -63,7 +69,7 @@ def write_atomic(path, text):
 
 
 def result(ok, kind=None, error=None, cell=None, html_error=None):
-    """The JSON object runner.ts reads: kind is cell-error | kernel-died | timeout | runner-error."""
+    """The JSON object runner.ts reads: kind is cell-error | kernel-died | timeout | interrupted | runner-error."""
     return {"ok": ok, "kind": kind, "error": error, "cell": cell, "html_error": html_error}
 
 
@@ -79,18 +85,42 @@ except ImportError as import_error:
 else:
     IMPORT_ERROR = None
 
+    class RunInterrupted(Exception):
+        """An interrupt came: the next cell is not run."""
+
     class BatchClient(NotebookClient):
-        """NotebookClient that keeps a cell's late output and remembers how its kernel ended."""
+        """NotebookClient that keeps a cell's late output, remembers how its kernel ended, and passes an
+        interrupt on to the kernel (then runs no further cell)."""
 
         def __init__(self, nb, **kw):
             super().__init__(nb, **kw)
             self.current_index = None  # index among all cells of the cell being executed
             self.kernel_returncode = None  # the kernel process's exit status once it is gone
             self.finished_cells = {}  # parent msg_id -> (cell, index), for output arriving even later
+            self.interrupts = 0  # interrupts received
 
         async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+            if self.interrupts and cell.cell_type == "code":
+                raise RunInterrupted()
+            # nbclient's own SIGINT handler shuts the kernel down; this one passes the interrupt on instead.
+            try:
+                asyncio.get_running_loop().add_signal_handler(signal.SIGINT, self.on_interrupt)
+            except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
+                pass
             self.current_index = cell_index
             return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+
+        def on_interrupt(self):
+            """SIGINT: the first goes on to the kernel (in its own session, out of the terminal's reach), which
+            ends its running job at the next step; the second kills the kernel."""
+            self.interrupts += 1
+            process = getattr(getattr(self.km, "provisioner", None), "process", None)
+            if process is None or process.poll() is not None:
+                return
+            if self.interrupts == 1:
+                os.kill(process.pid, signal.SIGINT)
+            else:
+                process.kill()
 
         async def _async_poll_output_msg(self, parent_msg_id, cell, cell_index):
             """Reads the cell's output until idle, then until GRACE_SECONDS pass without a message for it."""
@@ -218,14 +248,23 @@ def execute(nb, args, kernel_stderr_path):
     try:
         with open(kernel_stderr_path, "w", encoding="utf-8") as kernel_stderr:
             client.execute(stderr=kernel_stderr)
+    except RunInterrupted:
+        index = client.current_index
+        label = cell_label(nb, index) if index is not None else "the first cell"
+        return "interrupted", f"interrupted after {label}; no later cell ran", index
     except CellExecutionError as error:
+        if client.interrupts:
+            return "interrupted", f"interrupted: {error.ename}: {error.evalue}", client.current_index
         return "cell-error", f"{error.ename}: {error.evalue}", client.current_index
     except CellTimeoutError:
         index = client.current_index
         label = cell_label(nb, index) if index is not None else "a cell"
         return "timeout", f"{label} was still running after {args.timeout} s, the timeout for one cell", index
     except DeadKernelError:
-        return kernel_died(client, nb, client.current_index, kernel_stderr_path)
+        kind, error, index = kernel_died(client, nb, client.current_index, kernel_stderr_path)
+        if client.interrupts:
+            return "interrupted", f"interrupted, and {error} (the notebook had not loaded the library yet)", index
+        return kind, error, index
     except NoSuchKernel:
         installed = ", ".join(sorted(KernelSpecManager().find_kernel_specs())) or "none"
         return "runner-error", f'no Jupyter kernel named "{args.kernel}"; installed: {installed}', None

@@ -46,7 +46,7 @@ export function selectNotebooks(suite: SuiteEntry[], names: string[], preset: st
 }
 
 /** How a notebook run failed. */
-export type FailureKind = "cell-error" | "kernel-died" | "timeout" | "runner-error";
+export type FailureKind = "cell-error" | "kernel-died" | "timeout" | "interrupted" | "runner-error";
 
 /** What executing one notebook gave. */
 export interface NotebookResult {
@@ -248,9 +248,14 @@ function failedResult(path: string, seconds: number, driver: DriverResult, place
 }
 
 /** What a failed copy says first: where it stopped, the error, and where the last good run is. */
-export function failureBanner(name: string, driver: Pick<DriverResult, "cell" | "error">, when: Date): string {
+export function failureBanner(
+  name: string,
+  driver: Pick<DriverResult, "cell" | "error"> & { kind?: DriverResult["kind"] },
+  when: Date,
+): string {
   const where = driver.cell ? ` at ${driver.cell.label}` : "";
-  return `**This run of ${name} failed${where}** (${when.toISOString()}): ${driver.error ?? "see the cells below"}. ` +
+  const what = driver.kind === "interrupted" ? "was interrupted" : "failed";
+  return `**This run of ${name} ${what}${where}** (${when.toISOString()}): ${driver.error ?? "see the cells below"}. ` +
     `The last good run's walkthrough, if there is one, is \`../${name}.ipynb\` / \`../${name}.html\`, kept as it was.`;
 }
 
@@ -297,7 +302,11 @@ export async function executeNotebook(path: string, options: ExecuteOptions): Pr
       const data = options.env?.CLIP_SIAMESE_DATA ?? dataDir();
       await markRunsFailed(
         token,
-        { failedAt: driver.cell?.label, error: driver.error ?? undefined },
+        {
+          failedAt: driver.cell?.label,
+          error: driver.error ?? undefined,
+          status: driver.kind === "interrupted" ? "stopped" : "failed",
+        },
         new LocalRunStore(runsDir(data)),
       );
       return failedResult(path, seconds, driver, placed);
@@ -319,7 +328,8 @@ export function relativeToRoot(path: string, root = projectRoot): string {
 /** What `runNotebooks` logs for a failed notebook: where, the cell's first lines, the error, the partial copy. */
 export function failureReport(entryPath: string, result: NotebookResult, root = projectRoot): string {
   const where = result.failedCell ? ` at ${result.failedCell}` : "";
-  const lines = [`FAILED ${entryPath}${where} (after ${result.seconds.toFixed(1)}s):`];
+  const what = result.kind === "interrupted" ? "INTERRUPTED" : "FAILED";
+  const lines = [`${what} ${entryPath}${where} (after ${result.seconds.toFixed(1)}s):`];
   lines.push(...(result.failedSource ?? []).map((line) => `    ${line}`));
   lines.push(result.error ?? "unknown error");
   if (result.executed) lines.push(`partial notebook: ${relativeToRoot(result.executed, root)}`);
