@@ -9,7 +9,7 @@ import sharp from "sharp";
 import { isAbsolute, join, normalize } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { writeFileAtomic } from "../fs.ts";
-import { beginInterruptible, clearInterrupt, InterruptedError, interruptRequested } from "../notebook/interrupt.ts";
+import { beginInterruptible, InterruptedError, takeInterrupt } from "../notebook/interrupt.ts";
 import { dataDir, shownPath } from "../paths.ts";
 
 /**
@@ -222,8 +222,7 @@ export async function downloadImages(jobs: readonly ImageJob[], options: Downloa
     await Deno.mkdir(options.imagesDir, { recursive: true });
     const results = await Promise.all(jobs.map((job) =>
       limit(async () => {
-        if (stopped || interruptRequested()) {
-          if (!stopped) clearInterrupt();
+        if (stopped || takeInterrupt()) {
           stopped = true;
           return null;
         }

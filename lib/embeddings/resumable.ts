@@ -7,7 +7,7 @@
 import { readSafetensors, writeSafetensors } from "../model/safetensors.ts";
 import { exists, writeFileAtomic } from "../fs.ts";
 import { Progress } from "../notebook/progress.ts";
-import { beginInterruptible, clearInterrupt, InterruptedError, interruptRequested } from "../notebook/interrupt.ts";
+import { beginInterruptible, InterruptedError, takeInterrupt } from "../notebook/interrupt.ts";
 import { shownPath } from "../paths.ts";
 
 export interface ResumableOptions {
@@ -79,8 +79,7 @@ export async function encodeResumable(options: ResumableOptions): Promise<Resuma
       await bar.tick(end - done);
       done = end;
       if (++batches % saveEvery === 0 && done < count) await save();
-      if (interruptRequested() && done < count) {
-        clearInterrupt();
+      if (done < count && takeInterrupt()) {
         await save();
         const label = options.label ?? "encode";
         await bar.stop(`interrupted at row ${done}/${count}`);

@@ -9,7 +9,7 @@
 import pLimit from "p-limit";
 import { dirname, join, resolve, sep } from "node:path";
 import { exists } from "../fs.ts";
-import { beginInterruptible, clearInterrupt, InterruptedError, interruptRequested } from "../notebook/interrupt.ts";
+import { beginInterruptible, InterruptedError, takeInterrupt } from "../notebook/interrupt.ts";
 import { shownPath } from "../paths.ts";
 import { unpackImageArchives, type UnpackRecord } from "./archive.ts";
 import { createHubHasher, hashFileInto, hubDigestOfFile } from "./hashing.ts";
@@ -251,8 +251,7 @@ export async function downloadRepoFiles(options: DownloadOptions): Promise<Downl
   beginInterruptible();
   const downloaded = await Promise.all(selected.map((file) =>
     limit(async () => {
-      if (stopped || interruptRequested()) {
-        if (!stopped) clearInterrupt();
+      if (stopped || takeInterrupt()) {
         stopped = true;
         return null;
       }

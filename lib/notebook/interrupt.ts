@@ -133,12 +133,17 @@ export function clearInterrupt(): void {
   state.requestedAt = null;
 }
 
+/** At a step boundary: whether Stop was pressed, handling the request when it was (the job then stops). */
+export function takeInterrupt(): boolean {
+  if (!interruptRequested()) return false;
+  clearInterrupt();
+  return true;
+}
+
 /**
  * At a step boundary of a job with nothing more to keep than what is done: throws an `InterruptedError`
  * (and handles the request) when Stop was pressed.
  */
 export function throwIfInterrupted(where: () => string, kept: string, resume: string): void {
-  if (!interruptRequested()) return;
-  clearInterrupt();
-  throw new InterruptedError(where(), kept, resume);
+  if (takeInterrupt()) throw new InterruptedError(where(), kept, resume);
 }

@@ -14,10 +14,11 @@ export interface EncodeOptions {
   progress?: boolean | string;
 }
 
+/** Encodes rows batch by batch with a progress bar; a batch is a tfjs tensor (read, then disposed) or plain values. */
 async function encodeRows(
   rows: readonly number[],
   width: number,
-  encodeBatch: (batchRows: number[]) => tf.Tensor2D | Promise<tf.Tensor2D>,
+  encodeBatch: (batchRows: number[]) => tf.Tensor2D | Float32Array | Promise<tf.Tensor2D | Float32Array>,
   options: EncodeOptions,
   label: string,
 ): Promise<Float32Array> {
@@ -33,35 +34,19 @@ async function encodeRows(
     for (let start = 0; start < rows.length; start += batchSize) {
       const batchRows = rows.slice(start, start + batchSize) as number[];
       const encoded = await encodeBatch(batchRows);
-      try {
-        out.set((await encoded.data()) as Float32Array, start * width);
-      } finally {
-        encoded.dispose();
+      if (encoded instanceof Float32Array) {
+        out.set(encoded, start * width);
+      } else {
+        try {
+          out.set((await encoded.data()) as Float32Array, start * width);
+        } finally {
+          encoded.dispose();
+        }
       }
       await bar.tick(batchRows.length);
     }
   });
   return out;
-}
-
-/** `encodeRows` for an encoder that gives plain arrays (onnxruntime). */
-function encodeArrays(
-  rows: readonly number[],
-  width: number,
-  encodeBatch: (batchRows: number[]) => Promise<Float32Array>,
-  options: EncodeOptions,
-  label: string,
-): Promise<Float32Array> {
-  return encodeRows(
-    rows,
-    width,
-    async (batchRows) => {
-      const values = await encodeBatch(batchRows);
-      return tf.tensor2d(values, [batchRows.length, width]);
-    },
-    options,
-    label,
-  );
 }
 
 /** Options of `computeTowerFeatures`. */
@@ -118,7 +103,7 @@ export async function computeTowerFeatures(
   }
   const towers = options.onnxTowers ?? await OnnxTowers.create(model, { threads: options.threads });
   try {
-    return await encodeArrays(
+    return await encodeRows(
       rows,
       model.featureDim,
       (batchRows) => towers.features(inputs, batchRows),

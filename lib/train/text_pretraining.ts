@@ -26,7 +26,7 @@ import { seedDropout } from "../model/layers.ts";
 import { writeSafetensors } from "../model/safetensors.ts";
 import type { SiameseRuCLIP } from "../model/siamese.ts";
 import type { StateDict } from "../model/state_dict.ts";
-import { beginInterruptible, clearInterrupt, InterruptedError, interruptRequested } from "../notebook/interrupt.ts";
+import { beginInterruptible, InterruptedError, takeInterrupt } from "../notebook/interrupt.ts";
 import { Progress } from "../notebook/progress.ts";
 import { AdamW, clipGradientsByGlobalNorm } from "./adamw.ts";
 import { loadTowerWeights } from "../model/load.ts";
@@ -251,8 +251,7 @@ export async function pretrainTextTowers(options: TextPretrainingOptions): Promi
         Object.values(clipped).forEach((g) => g.dispose());
         sum += loss;
         await bar.tick(1, { loss: sum / (s + 1) });
-        if (interruptRequested()) {
-          clearInterrupt();
+        if (takeInterrupt()) {
           const where = `epoch ${epoch}/${config.epochs}, step ${s + 1}/${steps}`;
           await bar.stop(`interrupted at ${where}`);
           throw new InterruptedError(

@@ -26,7 +26,7 @@ import {
 } from "../eval/pair_metrics.ts";
 import { type PairThreshold, thresholdAtScore, thresholdFromJson } from "../eval/threshold.ts";
 import { Progress } from "../notebook/progress.ts";
-import { beginInterruptible, clearInterrupt, InterruptedError, interruptRequested } from "../notebook/interrupt.ts";
+import { beginInterruptible, InterruptedError, takeInterrupt } from "../notebook/interrupt.ts";
 import { shownPath } from "../paths.ts";
 import { SeededRandom } from "../data/random.ts";
 import { AdamW, clipGradientsByGlobalNorm } from "./adamw.ts";
@@ -371,26 +371,6 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
       let lossSum = resumed?.lossSum ?? 0;
       let lossCount = resumed?.lossCount ?? 0;
       if (resumed) await bar.tick(Math.min(order.length, resumed.steps * config.batchSize));
-      // The model and optimizer after the last step, with what a resumed run needs to go on from there.
-      const stateAfterStep = async (stepsDone: number) => ({
-        trainingState: {
-          epoch: epoch - 1,
-          step,
-          optimizerStep: optimizer.step,
-          learningRate: optimizer.learningRate,
-          plateau: plateau.state,
-          history,
-          config,
-          partial: {
-            epoch,
-            steps: stepsDone,
-            lossSum,
-            lossCount,
-            seconds: (performance.now() - started) / 1000,
-          } satisfies PartialEpoch,
-        },
-        optimizerState: renameState(await optimizer.stateDict(), toTorch),
-      });
       for (let s = resumed?.steps ?? 0; s < steps; s++) {
         const batchPairs = order.slice(s * config.batchSize, (s + 1) * config.batchSize);
         const rows = [...new Set(batchPairs.flatMap((p) => [train.left[p], train.right[p]]))];
@@ -436,11 +416,32 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
         lossSum += stepLoss * batchPairs.length;
         lossCount += batchPairs.length;
         await bar.tick(batchPairs.length, { loss: lossSum / lossCount, lr: optimizer.learningRate });
-        if (interruptRequested() && s + 1 < steps) {
-          clearInterrupt();
+        if (s + 1 < steps && takeInterrupt()) {
           const where = `epoch ${epoch}/${config.epochs}, step ${s + 1}/${steps}`;
           const dir = join(tmpDir, "interrupted");
-          await saveCheckpoint(dir, { model, config: model.config, ...(await stateAfterStep(s + 1)) });
+          // The model and optimizer after this step, with what a resumed run needs to go on from there.
+          const partialEpoch: PartialEpoch = {
+            epoch,
+            steps: s + 1,
+            lossSum,
+            lossCount,
+            seconds: (performance.now() - started) / 1000,
+          };
+          await saveCheckpoint(dir, {
+            model,
+            config: model.config,
+            trainingState: {
+              epoch: epoch - 1,
+              step,
+              optimizerStep: optimizer.step,
+              learningRate: optimizer.learningRate,
+              plateau: plateau.state,
+              history,
+              config,
+              partial: partialEpoch,
+            },
+            optimizerState: renameState(await optimizer.stateDict(), toTorch),
+          });
           await bar.stop(`interrupted at ${where}`);
           throw new InterruptedError(
             `training stopped at ${where}`,
@@ -488,8 +489,7 @@ export async function trainSiamese(options: TrainOptions): Promise<TrainingResul
         await saveCheckpoint(bestDir, { model, config: model.config, trainingState: { ...trainingState, best: true } });
       }
       await options.onEpoch?.(record, history);
-      if (interruptRequested() && epoch < config.epochs) {
-        clearInterrupt();
+      if (epoch < config.epochs && takeInterrupt()) {
         throw new InterruptedError(
           `training stopped after epoch ${epoch}/${config.epochs}`,
           `every finished epoch, the last in ${shownPath(epochDir)}; the best so far in ${shownPath(bestDir)}.`,
