@@ -31,9 +31,9 @@ export const IMPORTED_DATASET_NOTEBOOKS = [
   "compute_embeddings_sbert",
   "contrastive_test_embs_from-pairwise-rendered",
   "contrastive_test_embs_from-pairwise-queries",
+  "clip_siamese_test",
   "contrastive_test_embs_from-source",
   "contrastive_test_embs_from-source_ruclip-only",
-  "clip_siamese_test",
 ] as const;
 
 /**

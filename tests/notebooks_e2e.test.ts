@@ -102,6 +102,13 @@ describe("notebook suite, end to end", () => {
     }
     const report = await Deno.readTextFile(join(reports, "report.html"));
     expect(report).toContain("SiameseRuCLIP evaluation report");
+    // Two-stage ranking: the top-k re-ranked by the classifier clip_siamese_test saved, with photos.
+    const topK = metrics.notebooks["contrastive_test_embs_from-source"].headline;
+    const secondStage = "SiameseRuCLIP → pair classifier (evidence + Siamese)";
+    expect(topK[secondStage]["recall@10"]).toBe(topK.SiameseRuCLIP["recall@10"]);
+    expect(report).toContain("queries before and after re-ranking");
+    expect(report).toContain("the test pairs it got most wrong, with their photos");
+    expect(report).toMatch(/<img src="data:image\/jpeg;base64,/);
     if (/<script[^>]*\bsrc="https?:/.test(report)) throw new Error("the report loads a script from the network");
 
     const predictions = [...Deno.readDirSync(join(data, "predictions", "demo_geo"))].map((e) => e.name).filter((n) =>

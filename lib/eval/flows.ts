@@ -199,6 +199,8 @@ export interface TopKEvaluation {
   model: string;
   distance: EmbeddingDistance;
   k: number;
+  /** The cut-offs of recall/precision/hit, each <= k. */
+  ks: number[];
   /** Products that can be retrieved (the split's candidates). */
   catalogSize: number;
   /** What searched: "exact" (in memory, mask) or the catalog index's backend ("lancedb", "qdrant"). */
@@ -380,6 +382,11 @@ function topKEvaluation(options: {
       distances: Array.from(result.distances),
     });
   });
+  return { model, distance, k, ks: [...ks], catalogSize, search, summary: topKSummary(perQuery), perQuery, neighbours };
+}
+
+/** Means of each cut-off metric over the queries with at least one allowed positive, and the query counts. */
+export function topKSummary(perQuery: readonly TopKQueryRow[]): Record<string, number> {
   const evaluated = perQuery.filter((row) => row.positives > 0);
   const metricKeys = Object.keys(perQuery[0] ?? {}).filter((key) => key.includes("@"));
   const summary: Record<string, number> = {};
@@ -390,7 +397,7 @@ function topKEvaluation(options: {
   }
   summary.queries = perQuery.length;
   summary.queriesEvaluated = evaluated.length;
-  return { model, distance, k, catalogSize, search, summary, perQuery, neighbours };
+  return summary;
 }
 
 /** One model's headline numbers, for the comparison table. */

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { join } from "node:path";
 import pl from "nodejs-polars";
 import { type SplitData, splitFiles } from "../data/pairs.ts";
 import { embeddingPath, type EmbeddingTable, readEmbeddings } from "../embeddings/store.ts";
@@ -339,4 +340,16 @@ export function productNames(processed: pl.DataFrame): Map<string, string> {
   const skus = processed.getColumn("sku").toArray();
   const names = processed.getColumn("name").toArray();
   return new Map(skus.map((sku, i) => [String(sku), String(names[i] ?? "")]));
+}
+
+/**
+ * SKU -> path of its photo (`<imagesDir>/<image_name>`) from a processed table's `image_name` column; null
+ * where the table names none. Whether the file is there is for the reader (`thumbnailUri` shows "no photo").
+ */
+export function productPhotos(processed: pl.DataFrame, imagesDir: string): Map<string, string | null> {
+  const skus = processed.getColumn("sku").toArray();
+  const images = processed.columns.includes("image_name")
+    ? processed.getColumn("image_name").toArray()
+    : skus.map(() => null);
+  return new Map(skus.map((sku, i) => [String(sku), images[i] ? join(imagesDir, String(images[i])) : null]));
 }

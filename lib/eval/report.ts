@@ -33,6 +33,8 @@ export interface NotebookResult {
   headline: Record<string, Record<string, number | null>>;
   tables: ResultTable[];
   figures: { title: string; figure: Figure }[];
+  /** Self-contained HTML fragments (photo galleries, `lib/notebook/gallery.ts`), shown after the figures. */
+  galleries?: { title: string; html: string }[];
   notes: string[];
 }
 
@@ -288,6 +290,7 @@ export function reportHtml(collected: CollectedResults, created = new Date().toI
     const figures = r.figures.map((f) =>
       `<h4>${escapeHtml(f.title)}</h4>` + figureHtml(f.figure, { includePlotly: false })
     ).join("\n");
+    const galleries = (r.galleries ?? []).map((g) => `<h4>${escapeHtml(g.title)}</h4>${g.html}`).join("\n");
     return `<section id="${escapeHtml(r.notebook)}"><h2>${escapeHtml(r.title)}</h2>
 <p class="note">notebook <code>${escapeHtml(r.notebook)}</code> · dataset <b>${escapeHtml(r.dataset)}</b> · split <b>${
       escapeHtml(r.split)
@@ -296,6 +299,7 @@ ${Object.keys(r.headline).length ? `<div class="scroll">${htmlTable(headlineRows
 ${r.notes.map((n) => `<p class="note">${escapeHtml(n)}</p>`).join("\n")}
 ${r.tables.map((t) => `<div class="scroll">${htmlTable(t.rows, t.title)}</div>`).join("\n")}
 ${figures}
+${galleries}
 <details><summary>parameters</summary>${htmlTable([r.params])}</details></section>`;
   });
   const missing = collected.missing.map((m) =>

@@ -35,6 +35,7 @@ import {
 import { PAIR_EVIDENCE_FEATURES } from "./pair_evidence.ts";
 import { fitStackedClassifier, type StackOptions } from "./stacked_classifier.ts";
 import { evidenceOnly, evidenceRecords, fitPairFeatures, pairFeatures, type SiameseSources } from "./pair_features.ts";
+import { type PairFeatureSpec, pairFeatureSpec, savePairFeatureSpec } from "./pair_scorer.ts";
 
 /** The names the comparison gives the two classifiers. */
 export const CLASSIFIER_NAMES = {
@@ -194,6 +195,7 @@ async function classifierTrial(
   splits: TrialSplits,
   options: ClassifierEvaluationOptions,
   folder: string,
+  spec: PairFeatureSpec,
   fit: () => Promise<Fitted>,
 ): Promise<ClassifierTrial> {
   const { classifier, validationScores } = await fit();
@@ -215,6 +217,7 @@ async function classifierTrial(
     if (options.saveDir) {
       trial.savedTo = join(options.saveDir, folder);
       await classifier.save(trial.savedTo);
+      await savePairFeatureSpec(trial.savedTo, spec);
     }
     return trial;
   } catch (error) {
@@ -254,6 +257,8 @@ export async function evaluatePairClassifiers(options: ClassifierEvaluationOptio
     test: only(full.test),
     candidates: only(full.candidates),
   };
+  const trainSplit = splits.train.split;
+  const spec = (m: TrialMatrices) => pairFeatureSpec(options.dataset, trainSplit, model, m.train.names);
   const trials: ClassifierTrial[] = [];
   try {
     const boosted = (m: TrialMatrices) => async () => ({
@@ -271,11 +276,19 @@ export async function evaluatePairClassifiers(options: ClassifierEvaluationOptio
         throw new Error(`siameseFit = ${JSON.stringify(how)}; expected "stacked" or "train"`);
       }
       const fit = how === "stacked" ? stacked : boosted(full);
-      trials.push(await classifierTrial(CLASSIFIER_NAMES.full, full, splits, options, "full", fit));
+      trials.push(await classifierTrial(CLASSIFIER_NAMES.full, full, splits, options, "full", spec(full), fit));
     }
     if (!options.siamese || options.evidenceOnly !== false) {
       trials.push(
-        await classifierTrial(CLASSIFIER_NAMES.evidence, evidence, splits, options, "evidence", boosted(evidence)),
+        await classifierTrial(
+          CLASSIFIER_NAMES.evidence,
+          evidence,
+          splits,
+          options,
+          "evidence",
+          spec(evidence),
+          boosted(evidence),
+        ),
       );
     }
   } catch (error) {

@@ -1,13 +1,15 @@
 /**
  * Why the classifier decided as it did on single pairs: the test pairs it got most wrong (the negatives
  * it scored highest, the positives it scored lowest) and, for each, the features that pushed its score
- * most (SHAP contributions to the log-odds), beside the two records' names.
+ * most (SHAP contributions to the log-odds), beside the two records' names, and as a gallery with the two
+ * records' photos.
  *
  * @module
  */
 import type { PairSet } from "../eval/inputs.ts";
 import type { EvidenceRecord } from "./pair_evidence.ts";
 import type { ClassifierTrial } from "./evaluation.ts";
+import { type GalleryBlock, thumbnailUri } from "../notebook/gallery.ts";
 
 /** A test pair worth explaining. */
 export interface NotablePair {
@@ -56,4 +58,37 @@ export async function explainPairs(
       "strongest contributions (log-odds)": strongest.join(", "),
     };
   });
+}
+
+/** Names and photos of the products, by SKU (`productPhotos`). */
+export interface PairPhotos {
+  names: ReadonlyMap<string, string>;
+  photos: ReadonlyMap<string, string | null>;
+}
+
+/**
+ * The explained pairs (`explainPairs`' rows, in the order of `pairs`) as a gallery: per pair, its kind and
+ * probability, the strongest contributions, and the two records side by side with their photos.
+ */
+export async function explainedPairsGallery(
+  explained: readonly Record<string, string | number>[],
+  set: PairSet,
+  pairs: readonly NotablePair[],
+  products: PairPhotos,
+): Promise<GalleryBlock[]> {
+  const card = async (sku: string, side: string) => ({
+    image: await thumbnailUri(products.photos.get(sku)),
+    title: products.names.get(sku) || sku,
+    lines: [`${side} · ${sku}`],
+  });
+  return await Promise.all(pairs.map(async (p, i) => ({
+    heading: `${p.kind}: probability ${explained[i].probability} (labelled ${
+      set.labels[p.row] ? "same" : "different"
+    })`,
+    note: `strongest contributions (log-odds): ${explained[i]["strongest contributions (log-odds)"]}`,
+    rows: [{
+      label: "pair",
+      cards: [await card(set.skuLeft[p.row], "left"), await card(set.skuRight[p.row], "right")],
+    }],
+  })));
 }
