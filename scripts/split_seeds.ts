@@ -1,8 +1,8 @@
 /**
  * `deno task seeds`: the demo's training across split seeds (lib/experiment/split_seeds.ts). For each split
  * seed the leak-free split by query is made in memory; each training variant trains the head on the
- * cached tower features and is scored on the test split next to the raw tower features and the
- * zero-shot encoders.
+ * cached tower features and is scored on the test split next to the raw tower features, the
+ * zero-shot encoders and the pair classifier (evidence only, and stacked over the first variant's model).
  *
  *   deno task seeds [--seeds 42,1,2] [--variants head,query-ranking,...] [--dataset demo_geo]
  *

@@ -6,7 +6,9 @@
 import { describe, it } from "node:test";
 import { expect } from "expect";
 import {
+  classifierVerdicts,
   renderSeedStudyMarkdown,
+  SEED_STUDY_CLASSIFIERS,
   SEED_STUDY_VARIANTS,
   seedStudyMeans,
   type SeedStudyResult,
@@ -79,6 +81,37 @@ describe("split-seed study", () => {
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  });
+
+  it("says per seed whether the classifier with the Siamese features is ahead on F1 and AP, and of what", () => {
+    const classifier = (seed: number, model: string, test: SplitMetrics): SeedStudyRow => ({
+      ...row(seed, model, "classifier", test),
+      validation: metrics(0.9, 0.8, 0.7, NaN, NaN),
+    });
+    const withClassifiers: SeedStudyResult = {
+      ...result,
+      rows: [
+        ...result.rows,
+        classifier(1, SEED_STUDY_CLASSIFIERS.evidence, metrics(0.9, 0.85, 0.62, 0.9, 0.8)),
+        classifier(1, SEED_STUDY_CLASSIFIERS.full, metrics(0.9, 0.9, 0.65, 0.9, 0.8)),
+        classifier(2, SEED_STUDY_CLASSIFIERS.evidence, metrics(0.9, 0.85, 0.62, 0.9, 0.8)),
+        classifier(2, SEED_STUDY_CLASSIFIERS.full, metrics(0.9, 0.84, 0.65, 0.9, 0.8)),
+      ],
+    };
+    expect(classifierVerdicts(withClassifiers).map((v) => [v.seed, v.against, v.ahead])).toEqual([
+      [1, "v", true],
+      [1, SEED_STUDY_CLASSIFIERS.evidence, true],
+      [2, "v", true],
+      [2, SEED_STUDY_CLASSIFIERS.evidence, false],
+    ]);
+    const markdown = renderSeedStudyMarkdown(withClassifiers);
+    expect(markdown).toContain(
+      `- seed 2, against ${SEED_STUDY_CLASSIFIERS.evidence}: no (F1 0.650 vs 0.620, AP 0.840 vs 0.850)`,
+    );
+    // Its validation ranking is not measured: shown as a dash, not NaN.
+    expect(markdown).toContain(`| ${SEED_STUDY_CLASSIFIERS.full} | 0.900 | 0.800 | 0.700 | – | – |`);
+    expect(seedStudyVerdicts(withClassifiers).map((v) => v.model)).toEqual(["v", "v"]);
+    expect(classifierVerdicts(result)).toEqual([]);
   });
 
   it("a residual variant's row says which scale was chosen on validation", () => {

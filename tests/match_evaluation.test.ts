@@ -137,5 +137,24 @@ describe("the pair classifier on an imported dataset", () => {
     expect(alone.trials[0].classifier.kind).toBe("xgboost");
     expect(alone.trials[0].ranking.mrr).toBe(1);
     alone.trials.forEach((t) => t.classifier.dispose());
+    // Pairs given in memory (the split-seed study's) are used instead of the split files: the same fit.
+    const given = await evaluatePairClassifiers({
+      dataset: "mag",
+      root,
+      rule: { kind: "f1" },
+      siamese: null,
+      boosted: { rounds: 20, earlyStopping: 5, params: { nthread: 1 } },
+      pairs: { ...splits, train: { ...splits.train, split: "in-memory" } },
+    });
+    const fromFiles = await evaluatePairClassifiers({
+      dataset: "mag",
+      root,
+      rule: { kind: "f1" },
+      siamese: null,
+      boosted: { rounds: 20, earlyStopping: 5, params: { nthread: 1 } },
+    });
+    expect(Array.from(given.trials[0].testScores)).toEqual(Array.from(fromFiles.trials[0].testScores));
+    expect(given.splits.train.split).toBe("in-memory");
+    [...given.trials, ...fromFiles.trials].forEach((t) => t.classifier.dispose());
   });
 });

@@ -37,11 +37,10 @@ import type { SiameseRuCLIP } from "../model/siamese.ts";
 import { shownPath } from "../paths.ts";
 import { loadSentenceEncoder } from "../text/sbert.ts";
 import type { TrainingConfig } from "../train/config.ts";
-import { computeEmbeddings, rowPairDistances } from "../train/embed.ts";
+import { rowPairDistances } from "../train/embed.ts";
 import { cachedTowerFeatures } from "../train/feature_cache.ts";
 import { ProductInputs } from "../train/product_inputs.ts";
 import { productRecords, readSplitPairs, setupModel, type SuiteModelPreset } from "../train/session.ts";
-import { trainingStrategy } from "../train/strategies.ts";
 import {
   pretrainTextTowers,
   type TextPretrainingConfig,
@@ -50,7 +49,7 @@ import {
 } from "../train/text_pretraining.ts";
 import { pairIndexSet } from "../train/trainer.ts";
 import { LocalRunStore, type RunSink } from "./run_record.ts";
-import { runRecordedTrial, type TrialEvaluation, type TrialSplit, trialSplit } from "./trial.ts";
+import { runRecordedTrial, trialEmbeddings, type TrialEvaluation, type TrialSplit, trialSplit } from "./trial.ts";
 
 /** A published result on one test split (F1), quoted with its source. */
 export interface PublishedAnchor {
@@ -819,9 +818,7 @@ async function siameseClassifierRows(
   try {
     model.loadStateDict((await loadCheckpoint(chosen.bestDir!)).stateDict, { strict: true });
     if (chosen.residualScale) model.setHeadResidual(chosen.residualScale.chosen);
-    const scoring = trainingStrategy(chosen.config.mode).scoringInputs(model, startFeatures);
-    const vectors = await computeEmbeddings(model, inputs, undefined, { ...scoring, progress: false });
-    const siamese = inMemoryEmbeddings("SiameseRuCLIP", inputs.skus, vectors, model.embeddingDim, "euclidean");
+    const siamese = await trialEmbeddings(model, chosen.config, inputs, startFeatures);
     const towers = inMemoryEmbeddings(
       "starting tower features",
       inputs.skus,

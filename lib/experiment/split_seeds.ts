@@ -14,6 +14,11 @@
  * from (Euclidean), and each zero-shot sentence encoder on "name. description" (cosine). The same numbers
  * on the validation split are kept too: they, not the test split, are what a variant is chosen by.
  *
+ * The pair classifier (lib/match) is scored on the same pairs: the evidence-only classifier, and the stacked
+ * one with the Siamese features of the first variant's trained model (the training notebook's defaults),
+ * each fitted on that seed's training and validation pairs, its threshold chosen on validation by the same
+ * rule. Its validation MRR and mAP are left out (NaN): the stacked top model was fitted on those pairs.
+ *
  * The result is plain data (`SeedStudyResult`); `renderSeedStudyMarkdown` makes the report.
  *
  * @module
@@ -33,7 +38,14 @@ import { cachedTowerFeatures } from "../train/feature_cache.ts";
 import { ProductInputs } from "../train/product_inputs.ts";
 import { productRecords, setupModel, type SuiteModelPreset } from "../train/session.ts";
 import { pairIndexSet } from "../train/trainer.ts";
-import { runRecordedTrial, type TrialEvaluation, trialSplit } from "./trial.ts";
+import { runRecordedTrial, trialEmbeddings, type TrialEvaluation, trialSplit } from "./trial.ts";
+import {
+  candidatePairs,
+  CLASSIFIER_NAMES,
+  type ClassifierTrial,
+  evaluatePairClassifiers,
+  type TrialSplits,
+} from "../match/evaluation.ts";
 import type { RunSink } from "./run_record.ts";
 
 /** One way of training, run on every seed. */
@@ -111,7 +123,7 @@ export const SEED_STUDY_METRICS: { key: keyof SplitMetrics; label: string }[] = 
 export interface SeedStudyRow {
   seed: number;
   model: string;
-  kind: "trained" | "baseline";
+  kind: "trained" | "baseline" | "classifier";
   validation: SplitMetrics;
   test: SplitMetrics;
   /** Trained variants: the best epoch (by the config's best metric) and the training seconds. */
@@ -138,6 +150,10 @@ export interface SeedStudyOptions {
   backend?: { name: string; threads?: number | null };
   /** Where each trial's run record goes (default the local store). */
   runSinks?: RunSink[];
+  /** The pair classifier rows (default true). */
+  classifier?: boolean;
+  /** XGBoost's threads for the classifiers (default: XGBoost's own). */
+  classifierThreads?: number;
   log?: (line: string) => void;
 }
 
@@ -180,6 +196,27 @@ function splitMetrics(model: NamedEmbeddings, splits: SplitData[], rule: Thresho
   };
 }
 
+/** A pair classifier's validation (threshold choice; no ranking) and test metrics. */
+function classifierMetrics(trial: ClassifierTrial): { validation: SplitMetrics; test: SplitMetrics } {
+  const v = trial.chosen.validation;
+  return {
+    validation: { auc: v.rocAuc, ap: v.averagePrecision, f1: v.f1, mrr: NaN, map: NaN },
+    test: {
+      auc: trial.test.rocAuc,
+      ap: trial.test.averagePrecision,
+      f1: trial.test.f1,
+      mrr: trial.ranking.mrr,
+      map: trial.ranking.map,
+    },
+  };
+}
+
+/** The names the study gives the classifier rows. */
+export const SEED_STUDY_CLASSIFIERS = {
+  evidence: CLASSIFIER_NAMES.evidence,
+  full: CLASSIFIER_NAMES.full,
+} as const;
+
 /** A trial's evaluation of one split as the study's metrics. */
 function trialMetrics(evaluation: TrialEvaluation): SplitMetrics {
   const { report, ranking } = evaluation;
@@ -199,6 +236,7 @@ export async function runSeedStudy(options: SeedStudyOptions): Promise<SeedStudy
     maxTokens: start.config.maxTokens,
   });
   const rows: SeedStudyRow[] = [];
+  const classifierOn = options.classifier ?? true;
   try {
     const { features } = await cachedTowerFeatures(start.model, inputs);
     const baselines: NamedEmbeddings[] = [
@@ -226,6 +264,27 @@ export async function runSeedStudy(options: SeedStudyOptions): Promise<SeedStudy
       const [val, test] = ["val", "test"].map((name) =>
         trialSplit(inputs, name, pairsOf(splitOf(name)), splitOf(name).queryCandidates)
       );
+      const pairs: TrialSplits = {
+        train: pairSetOf(splitOf("train")),
+        validation: pairSetOf(splitOf("val")),
+        test: pairSetOf(splitOf("test")),
+        candidates: candidatePairs(queryCandidateSetOf(splitOf("test"))),
+      };
+      const classifierRow = async (name: string, siamese: NamedEmbeddings | null) => {
+        const { trials } = await evaluatePairClassifiers({
+          dataset: options.dataset,
+          rule: options.rule,
+          siamese: siamese && { siamese, towers: baselines[0] },
+          evidenceOnly: siamese === null,
+          pairs,
+          ...(options.classifierThreads ? { boosted: { params: { nthread: options.classifierThreads } } } : {}),
+        });
+        trials.forEach((t) => t.classifier.dispose());
+        const row: SeedStudyRow = { seed, model: name, kind: "classifier", ...classifierMetrics(trials[0]) };
+        rows.push(row);
+        log(`seed ${seed} ${name}: ${formatMetrics(row.test)}`);
+      };
+      if (classifierOn) await classifierRow(SEED_STUDY_CLASSIFIERS.evidence, null);
       for (const variant of options.variants) {
         const { model } = await setupModel({
           preset: options.preset,
@@ -278,6 +337,10 @@ export async function runSeedStudy(options: SeedStudyOptions): Promise<SeedStudy
             `seed ${seed} ${variant.name}: ${formatMetrics(row.test)} ` +
               `(best epoch ${row.bestEpoch}, ${row.seconds!.toFixed(0)} s)`,
           );
+          if (classifierOn && variant === options.variants[0]) {
+            const siamese = await trialEmbeddings(model, variant.config, inputs, features);
+            await classifierRow(SEED_STUDY_CLASSIFIERS.full, siamese);
+          }
         } finally {
           model.dispose();
         }
@@ -340,7 +403,30 @@ export function seedStudyMeans(
   });
 }
 
-const cell = (value: number) => value.toFixed(3);
+const cell = (value: number) => (Number.isFinite(value) ? value.toFixed(3) : "–");
+
+/**
+ * Per seed: whether the pair classifier with the Siamese features is ahead of the bi-encoder it reads (the
+ * first variant) and of the classifier without them, on pair F1 and AP, with the numbers.
+ */
+export function classifierVerdicts(
+  result: SeedStudyResult,
+): { seed: number; against: string; ahead: boolean; numbers: string }[] {
+  const bi = result.variants[0]?.name;
+  return result.seeds.flatMap((seed) => {
+    const of = (model: string | undefined) => result.rows.find((r) => r.seed === seed && r.model === model);
+    const full = of(SEED_STUDY_CLASSIFIERS.full);
+    if (!full) return [];
+    return [of(bi), of(SEED_STUDY_CLASSIFIERS.evidence)].filter((r) => r !== undefined).map((other) => ({
+      seed,
+      against: other!.model,
+      ahead: full.test.f1 > other!.test.f1 && full.test.ap > other!.test.ap,
+      numbers: `F1 ${cell(full.test.f1)} vs ${cell(other!.test.f1)}, AP ${cell(full.test.ap)} vs ${
+        cell(other!.test.ap)
+      }`,
+    }));
+  });
+}
 
 /** The report: per-seed test tables, the means (validation and test), and the verdicts. */
 export function renderSeedStudyMarkdown(result: SeedStudyResult): string {
@@ -387,6 +473,20 @@ export function renderSeedStudyMarkdown(result: SeedStudyResult): string {
     out.push(
       `- seed ${verdict.seed}, ${verdict.model}: ${verdict.beatsAll ? "yes" : `no (${verdict.behind.join("; ")})`}`,
     );
+  }
+  const classifier = classifierVerdicts(result);
+  if (classifier.length) {
+    out.push(
+      "",
+      `## ${SEED_STUDY_CLASSIFIERS.full}: ahead on pair F1 and AP?`,
+      "",
+      `Stacked over the Siamese features of ${result.variants[0].name}'s trained model; its validation MRR and mAP ` +
+        "are not measured (its top model was fitted on the validation pairs).",
+      "",
+    );
+    for (const v of classifier) {
+      out.push(`- seed ${v.seed}, against ${v.against}: ${v.ahead ? "yes" : "no"} (${v.numbers})`);
+    }
   }
   return out.join("\n") + "\n";
 }

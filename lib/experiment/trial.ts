@@ -40,6 +40,8 @@ import {
   trainSiamese,
 } from "../train/trainer.ts";
 import { numericMetrics, type RunSink, startRun } from "./run_record.ts";
+import { computeEmbeddings } from "../train/embed.ts";
+import { inMemoryEmbeddings, type NamedEmbeddings } from "../eval/inputs.ts";
 
 /** A split to evaluate: its pairs, and the pairs whose ranking per query gives MRR and mAP (query on the left). */
 export interface TrialSplit {
@@ -268,4 +270,20 @@ export async function runRecordedTrial(options: TrialOptions, recording: TrialRe
     else await handle.fail(error instanceof Error ? error.message : String(error));
     throw error;
   }
+}
+
+/**
+ * Every product's embedding by a trial's model, scored as its mode scores (after `runTrial` the model holds
+ * the best epoch at the chosen residual scale): the Siamese features of the pair classifier.
+ */
+export async function trialEmbeddings(
+  model: SiameseRuCLIP,
+  config: TrainingConfig,
+  inputs: ProductInputs,
+  features: Float32Array,
+  name = "SiameseRuCLIP",
+): Promise<NamedEmbeddings> {
+  const scoring = trainingStrategy(config.mode).scoringInputs(model, features);
+  const vectors = await computeEmbeddings(model, inputs, undefined, { ...scoring, progress: false });
+  return inMemoryEmbeddings(name, inputs.skus, vectors, model.embeddingDim, "euclidean");
 }

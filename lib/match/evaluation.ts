@@ -95,6 +95,11 @@ export interface ClassifierEvaluationOptions {
   siameseFit?: "stacked" | "train";
   /** The stacked classifier's top model (folds, rounds, XGBoost parameters). */
   stack?: StackOptions;
+  /**
+   * The pairs themselves instead of the dataset's split files (`trainSplit` ... then only name them): the
+   * split-seed study's splits, made in memory. The products still come from the dataset's processed table.
+   */
+  pairs?: TrialSplits;
 }
 
 /** How each classifier of an evaluation was fitted, one line each, for the notebook's notes. */
@@ -237,7 +242,7 @@ export async function evaluatePairClassifiers(options: ClassifierEvaluationOptio
   const root = options.root ?? dataDir();
   const splitsDir = datasetLayout(options.dataset, root).splitsDir;
   const testSplit = options.testSplit ?? "test";
-  const splits: TrialSplits = {
+  const splits: TrialSplits = options.pairs ?? {
     train: readPairSet(splitsDir, options.trainSplit ?? "train"),
     validation: readPairSet(splitsDir, options.validationSplit ?? "val"),
     test: readPairSet(splitsDir, testSplit),
