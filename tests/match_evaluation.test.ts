@@ -145,7 +145,19 @@ describe("the pair classifier on an imported dataset", () => {
       siamese: null,
       boosted: { rounds: 20, earlyStopping: 5, params: { nthread: 1 } },
       pairs: { ...splits, train: { ...splits.train, split: "in-memory" } },
+      bceHead: { epochs: 5 },
+      saveDir: join(root, "given"),
     });
+    // The tfjs BCE head on the same evidence, beside the boosted one, saved and read back alike.
+    expect(given.trials.map((t) => [t.model, t.classifier.kind])).toEqual([
+      [CLASSIFIER_NAMES.evidence, "xgboost"],
+      [CLASSIFIER_NAMES.bceHead, "bce-head"],
+    ]);
+    const head = await loadPairClassifier(given.trials[1].savedTo!);
+    expect(Array.from(await head.predictProbabilities(given.trials[1].testMatrix))).toEqual(
+      Array.from(given.trials[1].testScores),
+    );
+    head.dispose();
     const fromFiles = await evaluatePairClassifiers({
       dataset: "mag",
       root,

@@ -33,6 +33,7 @@ import {
   type PairClassifier,
 } from "./classifier.ts";
 import { PAIR_EVIDENCE_FEATURES } from "./pair_evidence.ts";
+import { type BceHeadOptions, fitBceHead } from "./bce_head.ts";
 import { fitStackedClassifier, type StackOptions } from "./stacked_classifier.ts";
 import { evidenceOnly, evidenceRecords, fitPairFeatures, pairFeatures, type SiameseSources } from "./pair_features.ts";
 import { type PairFeatureSpec, pairFeatureSpec, savePairFeatureSpec } from "./pair_scorer.ts";
@@ -41,6 +42,7 @@ import { type PairFeatureSpec, pairFeatureSpec, savePairFeatureSpec } from "./pa
 export const CLASSIFIER_NAMES = {
   full: "pair classifier (evidence + Siamese)",
   evidence: "pair classifier (evidence only)",
+  bceHead: "BCE head (evidence only)",
 } as const;
 
 /** The pairs a trial reads: training, validation and test pairs, and the test split's query candidates. */
@@ -95,6 +97,11 @@ export interface ClassifierEvaluationOptions {
   siameseFit?: "stacked" | "train";
   /** The stacked classifier's top model (folds, rounds, XGBoost parameters). */
   stack?: StackOptions;
+  /**
+   * Also the tfjs head trained with binary cross-entropy (bce_head.ts, the reference's cross-entropy variant)
+   * on the evidence, fitted as the evidence-only classifier is; saved under `<saveDir>/bce-head/`.
+   */
+  bceHead?: BceHeadOptions | boolean;
   /**
    * The pairs themselves instead of the dataset's split files (`trainSplit` ... then only name them): the
    * split-seed study's splits, made in memory. The products still come from the dataset's processed table.
@@ -294,6 +301,14 @@ export async function evaluatePairClassifiers(options: ClassifierEvaluationOptio
           spec(evidence),
           boosted(evidence),
         ),
+      );
+    }
+    const headOptions = options.bceHead;
+    if (headOptions) {
+      const settings = headOptions === true ? {} : headOptions;
+      const head = async () => ({ classifier: await fitBceHead(evidence.train, evidence.validation, settings) });
+      trials.push(
+        await classifierTrial(CLASSIFIER_NAMES.bceHead, evidence, splits, options, "bce-head", spec(evidence), head),
       );
     }
   } catch (error) {

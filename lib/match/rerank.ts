@@ -236,12 +236,19 @@ export async function rerankGallery(
 }
 
 /** The second stages a notebook may pick: a run's saved classifiers, or none. */
-export const RERANKERS = ["full", "evidence", "none"] as const;
+export const RERANKERS = ["full", "evidence", "bce-head", "none"] as const;
+
+/** The saved classifier of each re-ranker: its folder under the run's `pair_classifier/` and its name. */
+const RERANKER_CLASSIFIERS = {
+  full: CLASSIFIER_NAMES.full,
+  evidence: CLASSIFIER_NAMES.evidence,
+  "bce-head": CLASSIFIER_NAMES.bceHead,
+} as const;
 export type Reranker = typeof RERANKERS[number];
 
 /**
  * The pair classifier `clip_siamese_test` saved for `run` (`full`: with the Siamese features, `evidence`:
- * without), ready to re-rank; null with a note saying why when there is none to use ("none" asked, or not
+ * without, `bce-head`: the tfjs BCE head), ready to re-rank; null with a note saying why when there is none to use ("none" asked, or not
  * saved yet). A saved classifier that cannot be read, or that read other embeddings, throws.
  */
 export async function loadRunPairScorer(
@@ -262,6 +269,6 @@ export async function loadRunPairScorer(
         `RUN=${run} first; the top-k above is the only stage.`,
     };
   }
-  const scorer = await loadPairScorer(dir, { models, root, name: CLASSIFIER_NAMES[which] });
+  const scorer = await loadPairScorer(dir, { models, root, name: RERANKER_CLASSIFIERS[which] });
   return { scorer, note: `Second stage: **${scorer.name}**, saved by \`clip_siamese_test\` in ${shownPath(dir)}.` };
 }

@@ -18,6 +18,7 @@
  * @module
  */
 import { join } from "node:path";
+import { loadBceHead } from "./bce_head.ts";
 import { SeededRandom } from "../data/random.ts";
 import {
   type BoostedClassifierOptions,
@@ -328,7 +329,10 @@ export async function loadPairClassifier(dir: string): Promise<PairClassifier> {
   const { kind } = await readManifest(dir);
   if (kind === "xgboost") return loadBoostedClassifier(dir);
   if (kind === "stacked") return loadStackedClassifier(dir);
+  if (kind === "bce-head") return loadBceHead(dir);
   throw new Error(
-    `${join(dir, "classifier.json")}: unknown classifier kind ${JSON.stringify(kind)}; expected xgboost or stacked`,
+    `${join(dir, "classifier.json")}: unknown classifier kind ${
+      JSON.stringify(kind)
+    }; expected xgboost, stacked or bce-head`,
   );
 }
