@@ -157,6 +157,10 @@ describe("the pair classifier on an imported dataset", () => {
     expect(Array.from(await head.predictProbabilities(given.trials[1].testMatrix))).toEqual(
       Array.from(given.trials[1].testScores),
     );
+    expect(classifierNotes(given, "val").at(-1)).toBe(
+      `${CLASSIFIER_NAMES.bceHead}: a tfjs network trained with binary cross-entropy on the same evidence and ` +
+        `training pairs; epoch ${given.trials[1].classifier.report.bestRound} kept, by the val log loss.`,
+    );
     head.dispose();
     const fromFiles = await evaluatePairClassifiers({
       dataset: "mag",

@@ -130,6 +130,13 @@ export function classifierNotes(
   } else {
     notes.push("No SiameseRuCLIP embeddings: only the evidence-only classifier ran.");
   }
+  const head = trials.find((t) => t.classifier.kind === "bce-head");
+  if (head) {
+    notes.push(
+      `${head.model}: a tfjs network trained with binary cross-entropy on the same evidence and training pairs; ` +
+        `epoch ${head.classifier.report.bestRound} kept, by the ${validationSplit} log loss.`,
+    );
+  }
   return notes;
 }
 
