@@ -81,6 +81,30 @@ describe("the stacked pair classifier", () => {
     }
   });
 
+  it("takes the evidence-only classifier already fitted as its base: the same stack, its own copy", async () => {
+    const evidenceOf = (m: LabelledMatrix): LabelledMatrix => ({
+      names: EVIDENCE,
+      values: m.values.filter((_, i) => i % 3 !== 2),
+      rows: m.rows,
+      labels: m.labels,
+    });
+    const options = { evidenceNames: EVIDENCE, base: quiet, stack: { folds: 3, rounds: 30, params: { nthread: 1 } } };
+    const fittedBase = await fitBoostedClassifier(evidenceOf(train), evidenceOf(validation), quiet);
+    const reused = await fitStackedClassifier(train, validation, { ...options, fittedBase });
+    const own = await fitStackedClassifier(train, validation, options);
+    // The caller's classifier is its own: disposing it leaves the stack working.
+    fittedBase.dispose();
+    try {
+      expect(Array.from(await reused.classifier.predictProbabilities(test))).toEqual(
+        Array.from(await own.classifier.predictProbabilities(test)),
+      );
+      expect(Array.from(reused.validationScores)).toEqual(Array.from(own.validationScores));
+    } finally {
+      reused.classifier.dispose();
+      own.classifier.dispose();
+    }
+  });
+
   it("explains each row by the original features, adding up to its log-odds", async () => {
     const { classifier } = await fitStackedClassifier(train, validation, {
       evidenceNames: EVIDENCE,

@@ -43,6 +43,8 @@ export interface BoostedClassifierOptions {
 export interface BoostedPairClassifier extends PairClassifier {
   /** Log-odds of "same product" per row (before the sigmoid). */
   predictMargins(x: FeatureMatrix): Promise<Float64Array>;
+  /** An independent copy (its own native booster, disposed on its own). */
+  copy(): BoostedPairClassifier;
 }
 
 /** Small trees, shrinkage and row/column sampling: a robust default for a few dozen pair features. */
@@ -84,6 +86,15 @@ class BoostedClassifier implements BoostedPairClassifier {
   // deno-lint-ignore require-await
   async predictProbabilities(x: FeatureMatrix): Promise<Float64Array> {
     return this.predicted(x, "value", "predictProbabilities");
+  }
+
+  copy(): BoostedPairClassifier {
+    return new BoostedClassifier(
+      Booster.fromJson(this.live().saveJson()),
+      this.featureNames,
+      this.report,
+      this.settings,
+    );
   }
 
   // deno-lint-ignore require-await

@@ -280,35 +280,46 @@ export async function evaluatePairClassifiers(options: ClassifierEvaluationOptio
   const spec = (m: TrialMatrices) => pairFeatureSpec(options.dataset, trainSplit, model, m.train.names);
   const trials: ClassifierTrial[] = [];
   try {
-    const boosted = (m: TrialMatrices) => async () => ({
-      classifier: await fitBoostedClassifier(m.train, m.validation, options.boosted),
-    });
-    const stacked = () =>
-      fitStackedClassifier(full.train, full.validation, {
-        evidenceNames: PAIR_EVIDENCE_FEATURES,
-        base: options.boosted,
-        stack: options.stack,
-      });
-    if (options.siamese) {
-      const how = options.siameseFit ?? "stacked";
-      if (how !== "stacked" && how !== "train") {
-        throw new Error(`siameseFit = ${JSON.stringify(how)}; expected "stacked" or "train"`);
-      }
-      const fit = how === "stacked" ? stacked : boosted(full);
-      trials.push(await classifierTrial(CLASSIFIER_NAMES.full, full, splits, options, "full", spec(full), fit));
+    const wantEvidence = !options.siamese || options.evidenceOnly !== false;
+    const how = options.siameseFit ?? "stacked";
+    if (how !== "stacked" && how !== "train") {
+      throw new Error(`siameseFit = ${JSON.stringify(how)}; expected "stacked" or "train"`);
     }
-    if (!options.siamese || options.evidenceOnly !== false) {
-      trials.push(
-        await classifierTrial(
-          CLASSIFIER_NAMES.evidence,
-          evidence,
-          splits,
-          options,
-          "evidence",
-          spec(evidence),
-          boosted(evidence),
-        ),
-      );
+    // The evidence-only classifier is the stack's base: fitted once, the stack takes a copy.
+    const evidenceFit = wantEvidence
+      ? await fitBoostedClassifier(evidence.train, evidence.validation, options.boosted)
+      : null;
+    let evidenceTaken = false;
+    try {
+      if (options.siamese) {
+        const fit = how === "stacked"
+          ? () =>
+            fitStackedClassifier(full.train, full.validation, {
+              evidenceNames: PAIR_EVIDENCE_FEATURES,
+              base: options.boosted,
+              fittedBase: evidenceFit ?? undefined,
+              stack: options.stack,
+            })
+          : async () => ({ classifier: await fitBoostedClassifier(full.train, full.validation, options.boosted) });
+        trials.push(await classifierTrial(CLASSIFIER_NAMES.full, full, splits, options, "full", spec(full), fit));
+      }
+      if (evidenceFit) {
+        evidenceTaken = true;
+        const fitted = () => Promise.resolve({ classifier: evidenceFit });
+        trials.push(
+          await classifierTrial(
+            CLASSIFIER_NAMES.evidence,
+            evidence,
+            splits,
+            options,
+            "evidence",
+            spec(evidence),
+            fitted,
+          ),
+        );
+      }
+    } finally {
+      if (!evidenceTaken) evidenceFit?.dispose();
     }
     const headOptions = options.bceHead;
     if (headOptions) {

@@ -56,6 +56,11 @@ export interface StackedClassifierOptions {
   evidenceNames: readonly string[];
   /** The base classifier's settings (as the evidence-only classifier's). */
   base?: BoostedClassifierOptions;
+  /**
+   * The evidence-only classifier, already fitted on the training pairs' evidence columns with `base`'s
+   * settings: the stack uses a copy of it instead of fitting the same model again (the caller keeps its own).
+   */
+  fittedBase?: BoostedPairClassifier;
   stack?: StackOptions;
 }
 
@@ -243,7 +248,8 @@ export async function fitStackedClassifier(
     );
   }
   const k = Math.min(wanted, fewest);
-  const base = await fitBoostedClassifier(
+  if (options.fittedBase) checkColumns(options.fittedBase.featureNames, columns(train, evidenceNames, "base"), "base");
+  const base = options.fittedBase ? options.fittedBase.copy() : await fitBoostedClassifier(
     { ...columns(train, evidenceNames, "training pairs"), labels: train.labels },
     { ...columns(validation, evidenceNames, "validation pairs"), labels: validation.labels },
     options.base,
