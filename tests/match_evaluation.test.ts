@@ -170,6 +170,39 @@ describe("the pair classifier on an imported dataset", () => {
       boosted: { rounds: 20, earlyStopping: 5, params: { nthread: 1 } },
     });
     expect(Array.from(given.trials[0].testScores)).toEqual(Array.from(fromFiles.trials[0].testScores));
+    // Further test splits: the same fit and threshold, tested on each (as fitting again for each would give).
+    const twice = await evaluatePairClassifiers({
+      dataset: "mag",
+      root,
+      rule: { kind: "f1" },
+      siamese: null,
+      boosted: { rounds: 20, earlyStopping: 5, params: { nthread: 1 } },
+      moreTestSplits: ["val"],
+    });
+    const onVal = await evaluatePairClassifiers({
+      dataset: "mag",
+      root,
+      rule: { kind: "f1" },
+      siamese: null,
+      boosted: { rounds: 20, earlyStopping: 5, params: { nthread: 1 } },
+      testSplit: "val",
+    });
+    expect(twice.trials[0].more.length).toBe(1);
+    expect(twice.trials[0].more[0].test).toEqual(onVal.trials[0].test);
+    expect(twice.trials[0].more[0].ranking).toEqual(onVal.trials[0].ranking);
+    expect(twice.trials[0].test).toEqual(fromFiles.trials[0].test);
+    [...twice.trials, ...onVal.trials].forEach((t) => t.classifier.dispose());
+    await expect(
+      evaluatePairClassifiers({
+        dataset: "mag",
+        root,
+        rule: { kind: "f1" },
+        siamese: null,
+        pairs: given.splits,
+        moreTestSplits: ["val"],
+      }),
+    )
+      .rejects.toThrow(/with pairs given in memory, give none/);
     expect(given.splits.train.split).toBe("in-memory");
     [...given.trials, ...fromFiles.trials].forEach((t) => t.classifier.dispose());
   });

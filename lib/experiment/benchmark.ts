@@ -30,7 +30,7 @@ import { applyThreshold, chooseThreshold, type PairReport } from "../eval/pair_m
 import { queryPairRanking, type RankingSummary } from "../eval/ranking.ts";
 import { describeRule, type ThresholdRule } from "../eval/threshold.ts";
 import { exists, writeJsonAtomic } from "../fs.ts";
-import { evaluatePairClassifiers, type PairTrial } from "../match/evaluation.ts";
+import { type ClassifierTrial, evaluatePairClassifiers, type PairTrial } from "../match/evaluation.ts";
 import { loadCheckpoint } from "../model/checkpoint.ts";
 import type { NamePooling } from "../model/ruclip.ts";
 import type { SiameseRuCLIP } from "../model/siamese.ts";
@@ -364,9 +364,28 @@ function datasetSplit(inputs: ProductInputs, plan: BenchmarkPlan, split: string,
   );
 }
 
-/** A classifier trial's rows, one test split. */
-function classifierRow(trial: PairTrial, kind: string, seed: number | null, split: string): BenchmarkRow {
-  return reportRow(kind, "classifier", seed, split, trial.test, trial.chosen.validation.f1, trial.ranking);
+/** A classifier trial's rows, one per test split of the plan (fitted once, tested on each). */
+function classifierRows(
+  trial: ClassifierTrial,
+  kind: string,
+  seed: number | null,
+  plan: BenchmarkPlan,
+): BenchmarkRow[] {
+  return [trial, ...trial.more].map((t: PairTrial, i) =>
+    reportRow(kind, "classifier", seed, plan.testSplits[i].split, t.test, t.chosen.validation.f1, t.ranking)
+  );
+}
+
+/** The classifiers' splits of a plan: its first test split, the others as further test splits. */
+function classifierSplits(plan: BenchmarkPlan) {
+  const [first, ...rest] = plan.testSplits;
+  return {
+    dataset: plan.dataset,
+    root: plan.root,
+    rule: plan.rule,
+    testSplit: first.split,
+    moreTestSplits: rest.map((t) => t.split),
+  };
 }
 
 const stableKey = (value: unknown) => JSON.stringify(value);
@@ -473,17 +492,12 @@ export async function runBenchmark(plan: BenchmarkPlan, options: BenchmarkOption
   }
   if (classifierOn) {
     await stage("pair classifier (evidence)", async () => {
-      for (const t of plan.testSplits) {
-        const { trials: fitted } = await evaluatePairClassifiers({
-          dataset: plan.dataset,
-          root: plan.root,
-          rule: plan.rule,
-          siamese: null,
-          testSplit: t.split,
-        });
-        rows.push(classifierRow(fitted[0], BENCHMARK_METHODS.classifierEvidence, null, t.split));
-        fitted.forEach((f) => f.classifier.dispose());
-      }
+      const { trials: fitted } = await evaluatePairClassifiers({
+        ...classifierSplits(plan),
+        siamese: null,
+      });
+      rows.push(...classifierRows(fitted[0], BENCHMARK_METHODS.classifierEvidence, null, plan));
+      fitted.forEach((f) => f.classifier.dispose());
     });
     log(`pair classifier (evidence only): ${f1Line(rows, BENCHMARK_METHODS.classifierEvidence)}`);
   }
@@ -826,18 +840,13 @@ async function siameseClassifierRows(
       model.featureDim,
       "euclidean",
     );
-    for (const t of plan.testSplits) {
-      const { trials } = await evaluatePairClassifiers({
-        dataset: plan.dataset,
-        root: plan.root,
-        rule: plan.rule,
-        siamese: { siamese, towers },
-        testSplit: t.split,
-        evidenceOnly: false,
-      });
-      rows.push(classifierRow(trials[0], BENCHMARK_METHODS.classifierFull, seed, t.split));
-      trials.forEach((f) => f.classifier.dispose());
-    }
+    const { trials } = await evaluatePairClassifiers({
+      ...classifierSplits(plan),
+      siamese: { siamese, towers },
+      evidenceOnly: false,
+    });
+    rows.push(...classifierRows(trials[0], BENCHMARK_METHODS.classifierFull, seed, plan));
+    trials.forEach((f) => f.classifier.dispose());
   } finally {
     model.dispose();
   }

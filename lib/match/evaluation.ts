@@ -72,6 +72,8 @@ export interface ClassifierTrial extends PairTrial {
   testMatrix: LabelledMatrix;
   /** Where it was saved, when asked. */
   savedTo?: string;
+  /** The same classifier and threshold on each of `moreTestSplits`, in order. */
+  more: PairTrial[];
 }
 
 /** Options of `evaluatePairClassifiers`. */
@@ -102,6 +104,11 @@ export interface ClassifierEvaluationOptions {
    * on the evidence, fitted as the evidence-only classifier is; saved under `<saveDir>/bce-head/`.
    */
   bceHead?: BceHeadOptions | boolean;
+  /**
+   * Further test splits of the dataset, each scored by the same fitted classifiers at the same thresholds
+   * (the benchmark's seen, half-seen and unseen test sets): `ClassifierTrial.more`.
+   */
+  moreTestSplits?: readonly string[];
   /**
    * The pairs themselves instead of the dataset's split files (`trainSplit` ... then only name them): the
    * split-seed study's splits, made in memory. The products still come from the dataset's processed table.
@@ -199,6 +206,14 @@ interface TrialMatrices {
   validation: LabelledMatrix;
   test: LabelledMatrix;
   candidates: LabelledMatrix;
+  /** The further test splits' pairs and candidates. */
+  more: { test: LabelledMatrix; candidates: LabelledMatrix }[];
+}
+
+/** A further test split's pairs and query candidates. */
+interface MoreTest {
+  test: PairSet;
+  candidates: PairSet;
 }
 
 /** A fitted classifier, with the validation pairs' scores when they must not come from predicting them again. */
@@ -211,7 +226,7 @@ interface Fitted {
 async function classifierTrial(
   name: string,
   x: TrialMatrices,
-  splits: TrialSplits,
+  splits: TrialSplits & { more: MoreTest[] },
   options: ClassifierEvaluationOptions,
   folder: string,
   spec: PairFeatureSpec,
@@ -232,7 +247,18 @@ async function classifierTrial(
       classifier,
       importances: meanAbsoluteContributions(await classifier.contributions(x.test)),
       testMatrix: x.test,
+      more: [],
     };
+    for (const [i, more] of splits.more.entries()) {
+      const scores = await classifier.predictProbabilities(x.more[i].test);
+      trial.more.push({
+        model: name,
+        chosen,
+        test: applyThreshold(chosen, more.test.labels, scores),
+        ranking: ranking(more.candidates, await classifier.predictProbabilities(x.more[i].candidates)),
+        testScores: scores,
+      });
+    }
     if (options.saveDir) {
       trial.savedTo = join(options.saveDir, folder);
       await classifier.save(trial.savedTo);
@@ -256,6 +282,13 @@ export async function evaluatePairClassifiers(options: ClassifierEvaluationOptio
   const root = options.root ?? dataDir();
   const splitsDir = datasetLayout(options.dataset, root).splitsDir;
   const testSplit = options.testSplit ?? "test";
+  if (options.pairs && options.moreTestSplits?.length) {
+    throw new Error("evaluatePairClassifiers: moreTestSplits reads split files; with pairs given in memory, give none");
+  }
+  const more: MoreTest[] = (options.moreTestSplits ?? []).map((split) => ({
+    test: readPairSet(splitsDir, split),
+    candidates: candidatePairs(readQueryCandidateSet(splitsDir, split)),
+  }));
   const splits: TrialSplits = options.pairs ?? {
     train: readPairSet(splitsDir, options.trainSplit ?? "train"),
     validation: readPairSet(splitsDir, options.validationSplit ?? "val"),
@@ -268,6 +301,7 @@ export async function evaluatePairClassifiers(options: ClassifierEvaluationOptio
     validation: pairFeatures(model, splits.validation),
     test: pairFeatures(model, splits.test),
     candidates: pairFeatures(model, splits.candidates),
+    more: more.map((m) => ({ test: pairFeatures(model, m.test), candidates: pairFeatures(model, m.candidates) })),
   };
   const only = (m: LabelledMatrix) => evidenceOnly(m, PAIR_EVIDENCE_FEATURES);
   const evidence: TrialMatrices = {
@@ -275,7 +309,9 @@ export async function evaluatePairClassifiers(options: ClassifierEvaluationOptio
     validation: only(full.validation),
     test: only(full.test),
     candidates: only(full.candidates),
+    more: full.more.map((m) => ({ test: only(m.test), candidates: only(m.candidates) })),
   };
+  const tested = { ...splits, more };
   const trainSplit = splits.train.split;
   const spec = (m: TrialMatrices) => pairFeatureSpec(options.dataset, trainSplit, model, m.train.names);
   const trials: ClassifierTrial[] = [];
@@ -301,7 +337,7 @@ export async function evaluatePairClassifiers(options: ClassifierEvaluationOptio
               stack: options.stack,
             })
           : async () => ({ classifier: await fitBoostedClassifier(full.train, full.validation, options.boosted) });
-        trials.push(await classifierTrial(CLASSIFIER_NAMES.full, full, splits, options, "full", spec(full), fit));
+        trials.push(await classifierTrial(CLASSIFIER_NAMES.full, full, tested, options, "full", spec(full), fit));
       }
       if (evidenceFit) {
         evidenceTaken = true;
@@ -310,7 +346,7 @@ export async function evaluatePairClassifiers(options: ClassifierEvaluationOptio
           await classifierTrial(
             CLASSIFIER_NAMES.evidence,
             evidence,
-            splits,
+            tested,
             options,
             "evidence",
             spec(evidence),
@@ -326,7 +362,7 @@ export async function evaluatePairClassifiers(options: ClassifierEvaluationOptio
       const settings = headOptions === true ? {} : headOptions;
       const head = async () => ({ classifier: await fitBceHead(evidence.train, evidence.validation, settings) });
       trials.push(
-        await classifierTrial(CLASSIFIER_NAMES.bceHead, evidence, splits, options, "bce-head", spec(evidence), head),
+        await classifierTrial(CLASSIFIER_NAMES.bceHead, evidence, tested, options, "bce-head", spec(evidence), head),
       );
     }
   } catch (error) {
