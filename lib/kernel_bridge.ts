@@ -252,6 +252,11 @@ function fastBatchMatMul(args: KernelArgs, original: tf.KernelFunc, transposeKer
   const batch = tf.util.sizeFromShape(outer);
   if ((batchA !== batch && batchA !== 1) || (batchB !== batch && batchB !== 1)) return passThrough();
   if (batch === 1 && !transposeA && !transposeB) return passThrough(); // already XNNPACK
+  // A side of 1 makes a transpose move no data: tfjs-wasm's Transpose then returns the operand's own dataId,
+  // and XNNPACK caches a product's packed right operand by that id. A weight [h, 1] used forward and then,
+  // "transposed", in its gradient (dh = dz·wᵀ) was read with the forward's packing: a wrong gradient, found
+  // through a one-output head (lib/match/bce_head.ts). Such products are small; the original kernel runs them.
+  if (m === 1 || n === 1 || k === 1) return passThrough();
 
   const owned: TensorInfo[] = [];
   const as3 = (info: TensorInfo, shape: number[]): TensorInfo => ({ dataId: info.dataId, shape, dtype: info.dtype });

@@ -249,6 +249,27 @@ describe("wasm BatchMatMul on XNNPACK", () => {
     await selectBackend("cpu", { quiet: true });
   });
 
+  it("a one-output weight used forward, then transposed in its gradient, gives the cpu backend's gradient", async () => {
+    // The transpose of a [h, 1] weight moves no data and keeps its id, which XNNPACK had cached the forward's
+    // packing under: the gradient through it came out wrong before products with a side of 1 went to tfjs.
+    const run = async () => {
+      const x = tf.tensor(values([64, 32], 7), [64, 32]);
+      const w1 = tf.tensor(values([32, 16], 8), [32, 16]);
+      const w2 = tf.tensor(values([16, 1], 9), [16, 1]);
+      const head = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+        tf.sum(tf.mul(tf.matMul(tf.relu(tf.matMul(a, b)), c), tf.tensor(values([64, 1], 3), [64, 1])));
+      const out = [tf.matMul(tf.relu(tf.matMul(x, w1)), w2), ...tf.grads(head)([x, w1, w2])];
+      tf.dispose([x, w1, w2]);
+      return await read(out);
+    };
+    await selectBackend("cpu", { quiet: true });
+    const reference = await run();
+    await selectBackend("wasm", { quiet: true });
+    const got = await run();
+    got.forEach((v, i) => expect(relativeError(v, reference[i])).toBeLessThan(1e-5));
+    await selectBackend("cpu", { quiet: true });
+  });
+
   it("Identity and a data-order-preserving Transpose share the input's buffer, and it outlives the input", async () => {
     await selectBackend("wasm", { quiet: true });
     const a = tf.tensor2d([1, 2, 3, 4, 5, 6], [1, 6]);
