@@ -255,6 +255,7 @@ export const BENCHMARK_METHODS = {
   randomCosine: "random towers, name cosine",
   classifierFull: "pair classifier (evidence + Siamese)",
   classifierEvidence: "pair classifier (evidence only)",
+  bceHead: "BCE head (evidence only)",
 } as const;
 
 /** The zero-shot rows' method name. */
@@ -495,11 +496,14 @@ export async function runBenchmark(plan: BenchmarkPlan, options: BenchmarkOption
       const { trials: fitted } = await evaluatePairClassifiers({
         ...classifierSplits(plan),
         siamese: null,
+        bceHead: true,
       });
       rows.push(...classifierRows(fitted[0], BENCHMARK_METHODS.classifierEvidence, null, plan));
+      rows.push(...classifierRows(fitted[1], BENCHMARK_METHODS.bceHead, null, plan));
       fitted.forEach((f) => f.classifier.dispose());
     });
     log(`pair classifier (evidence only): ${f1Line(rows, BENCHMARK_METHODS.classifierEvidence)}`);
+    log(`BCE head (evidence only): ${f1Line(rows, BENCHMARK_METHODS.bceHead)}`);
   }
 
   for (const seed of seeds) {
