@@ -137,13 +137,17 @@ describe("the pair classifier on an imported dataset", () => {
     expect(alone.trials[0].classifier.kind).toBe("xgboost");
     expect(alone.trials[0].ranking.mrr).toBe(1);
     alone.trials.forEach((t) => t.classifier.dispose());
-    // Pairs given in memory (the split-seed study's) are used instead of the split files: the same fit.
-    const given = await evaluatePairClassifiers({
+    // The evidence-only classifier, quickly: the options the checks below share.
+    const evidenceOnlyRun = {
       dataset: "mag",
       root,
-      rule: { kind: "f1" },
+      rule: { kind: "f1" } as const,
       siamese: null,
       boosted: { rounds: 20, earlyStopping: 5, params: { nthread: 1 } },
+    };
+    // Pairs given in memory (the split-seed study's) are used instead of the split files: the same fit.
+    const given = await evaluatePairClassifiers({
+      ...evidenceOnlyRun,
       pairs: { ...splits, train: { ...splits.train, split: "in-memory" } },
       bceHead: { epochs: 5 },
       saveDir: join(root, "given"),
@@ -163,28 +167,16 @@ describe("the pair classifier on an imported dataset", () => {
     );
     head.dispose();
     const fromFiles = await evaluatePairClassifiers({
-      dataset: "mag",
-      root,
-      rule: { kind: "f1" },
-      siamese: null,
-      boosted: { rounds: 20, earlyStopping: 5, params: { nthread: 1 } },
+      ...evidenceOnlyRun,
     });
     expect(Array.from(given.trials[0].testScores)).toEqual(Array.from(fromFiles.trials[0].testScores));
     // Further test splits: the same fit and threshold, tested on each (as fitting again for each would give).
     const twice = await evaluatePairClassifiers({
-      dataset: "mag",
-      root,
-      rule: { kind: "f1" },
-      siamese: null,
-      boosted: { rounds: 20, earlyStopping: 5, params: { nthread: 1 } },
+      ...evidenceOnlyRun,
       moreTestSplits: ["val"],
     });
     const onVal = await evaluatePairClassifiers({
-      dataset: "mag",
-      root,
-      rule: { kind: "f1" },
-      siamese: null,
-      boosted: { rounds: 20, earlyStopping: 5, params: { nthread: 1 } },
+      ...evidenceOnlyRun,
       testSplit: "val",
     });
     expect(twice.trials[0].more.length).toBe(1);
@@ -193,14 +185,7 @@ describe("the pair classifier on an imported dataset", () => {
     expect(twice.trials[0].test).toEqual(fromFiles.trials[0].test);
     [...twice.trials, ...onVal.trials].forEach((t) => t.classifier.dispose());
     await expect(
-      evaluatePairClassifiers({
-        dataset: "mag",
-        root,
-        rule: { kind: "f1" },
-        siamese: null,
-        pairs: given.splits,
-        moreTestSplits: ["val"],
-      }),
+      evaluatePairClassifiers({ ...evidenceOnlyRun, pairs: given.splits, moreTestSplits: ["val"] }),
     )
       .rejects.toThrow(/with pairs given in memory, give none/);
     expect(given.splits.train.split).toBe("in-memory");

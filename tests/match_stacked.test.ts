@@ -39,14 +39,16 @@ const validation = pairs(800, 2, false);
 const test = pairs(2000, 3, false);
 const quiet = { params: { nthread: 1 } };
 
+/** The evidence columns of a matrix (every third column is the Siamese one). */
+const evidenceOnly = (m: LabelledMatrix): LabelledMatrix => ({
+  names: EVIDENCE,
+  values: m.values.filter((_, i) => i % 3 !== 2),
+  rows: m.rows,
+  labels: m.labels,
+});
+
 describe("the stacked pair classifier", () => {
   it("keeps what the Siamese column tells on new pairs, where one classifier fitted on the training pairs loses it", async () => {
-    const evidenceOnly = (m: LabelledMatrix): LabelledMatrix => ({
-      names: EVIDENCE,
-      values: m.values.filter((_, i) => i % 3 !== 2),
-      rows: m.rows,
-      labels: m.labels,
-    });
     const alone = await fitBoostedClassifier(evidenceOnly(train), evidenceOnly(validation), quiet);
     const inSample = await fitBoostedClassifier(train, validation, quiet);
     const { classifier: stacked, validationScores } = await fitStackedClassifier(train, validation, {
@@ -82,14 +84,8 @@ describe("the stacked pair classifier", () => {
   });
 
   it("takes the evidence-only classifier already fitted as its base: the same stack, its own copy", async () => {
-    const evidenceOf = (m: LabelledMatrix): LabelledMatrix => ({
-      names: EVIDENCE,
-      values: m.values.filter((_, i) => i % 3 !== 2),
-      rows: m.rows,
-      labels: m.labels,
-    });
     const options = { evidenceNames: EVIDENCE, base: quiet, stack: { folds: 3, rounds: 30, params: { nthread: 1 } } };
-    const fittedBase = await fitBoostedClassifier(evidenceOf(train), evidenceOf(validation), quiet);
+    const fittedBase = await fitBoostedClassifier(evidenceOnly(train), evidenceOnly(validation), quiet);
     const reused = await fitStackedClassifier(train, validation, { ...options, fittedBase });
     const own = await fitStackedClassifier(train, validation, options);
     // The caller's classifier is its own: disposing it leaves the stack working.
