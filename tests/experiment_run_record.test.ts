@@ -11,10 +11,12 @@ import {
   markRunsFailed,
   newRunId,
   numericMetrics,
+  RUNNER_TOKEN_VARIABLE,
   type RunRecord,
   type RunSink,
   startRun,
 } from "../lib/experiment/run_record.ts";
+import { InterruptedError } from "../lib/notebook/interrupt.ts";
 import { notebookParams, number, text } from "../lib/notebook/params.ts";
 import { startNotebookRun } from "../lib/notebook/runs.ts";
 import { projectRoot } from "../lib/paths.ts";
@@ -93,6 +95,36 @@ describe("run records", () => {
       error: "the learning rate must be > 0",
       seconds: 5,
     });
+  });
+
+  it("a Stop marks the kernel's notebook run stopped; going on makes it running, then finished", async () => {
+    const store = new LocalRunStore(await Deno.makeTempDir({ prefix: "runs-" }));
+    const earlier = await startNotebookRun({ notebook: "nb", params: {}, sinks: [store] });
+    const run = await startNotebookRun({ notebook: "nb", params: {}, sinks: [store] });
+    new InterruptedError("training stopped at epoch 1/3, step 2/5", "the model.", "run the cell again.");
+    await run.flush();
+    const stopped = (await store.list()).find((r) => r.id === run.id)!;
+    expect(stopped).toMatchObject({ status: "stopped" });
+    expect(stopped.error).toMatch(/^training stopped at epoch 1\/3, step 2\/5 \(Stop\)\. Kept: the model\./);
+    expect(stopped.finished).not.toBeNull();
+    // Only the kernel's latest notebook run is its to mark.
+    expect(earlier.record.status).toBe("running");
+    await run.epoch({ epoch: 2, train_loss: 0.5 });
+    expect(run.record).toMatchObject({ status: "running", finished: null, seconds: null });
+    expect(run.record.error).toBeUndefined();
+    await run.stop("stopped again");
+    await run.finish({ metrics: { f1: 0.5 } });
+    expect(run.record.status).toBe("finished");
+    expect(run.record.error).toBeUndefined();
+    // A batch run's record carries the runner's token: the runner marks it, at the cell.
+    Deno.env.set(RUNNER_TOKEN_VARIABLE, "batch-token");
+    try {
+      const batch = await startNotebookRun({ notebook: "nb", params: {}, sinks: [store] });
+      new InterruptedError("loop stopped", "nothing.", "again.");
+      expect(batch.record.status).toBe("running");
+    } finally {
+      Deno.env.delete(RUNNER_TOKEN_VARIABLE);
+    }
   });
 
   it("takes a notebook's parameters with their origin, and the commit it ran at", async () => {

@@ -173,8 +173,9 @@ export class RunHandle {
     return this.#pending;
   }
 
-  /** Records one epoch's numbers (written at once). */
+  /** Records one epoch's numbers (written at once); a stopped run that records an epoch is running again. */
   epoch(row: CurveRow): Promise<void> {
+    if (this.record.status === "stopped") this.resume();
     this.curves.push(row);
     this.record.epochs = this.curves.length;
     return this.flush();
@@ -188,9 +189,19 @@ export class RunHandle {
     Object.assign(this.record.metrics, result.metrics ?? {});
     for (const [name, path] of Object.entries(result.artifacts ?? {})) this.record.artifacts[name] = shownPath(path);
     if (result.thresholdRule) this.record.thresholdRule = result.thresholdRule;
+    if (this.record.status === "stopped") delete this.record.error;
     this.record.status = "finished";
     this.record.finished = finished.toISOString();
     this.record.seconds = (finished.getTime() - Date.parse(this.record.started)) / 1000;
+    return this.flush();
+  }
+
+  /** A stopped run going on (resumed from where Stop left it): running again, its stop forgotten. */
+  resume(): Promise<void> {
+    this.record.status = "running";
+    delete this.record.error;
+    this.record.finished = null;
+    this.record.seconds = null;
     return this.flush();
   }
 

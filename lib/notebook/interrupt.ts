@@ -30,10 +30,27 @@ export class InterruptedError extends Error {
     super(`${where} (Stop). Kept: ${kept} Resume: ${resume}`);
     this.name = "Interrupted";
     last = this;
+    for (const listener of listeners) {
+      try {
+        listener(this);
+      } catch {
+        // A listener never hides the interruption itself.
+      }
+    }
   }
 }
 
 let last: InterruptedError | null = null;
+const listeners = new Set<(interruption: InterruptedError) => void>();
+
+/**
+ * Calls `listener` with every job a Stop ends from now on in this process, as it ends (a notebook's run
+ * record marks itself stopped). Returns the function that removes it.
+ */
+export function onInterruption(listener: (interruption: InterruptedError) => void): () => void {
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}
 
 /** The job a Stop ended last in this process (in a kernel: what the next cell can resume from). */
 export function lastInterruption(): InterruptedError | null {

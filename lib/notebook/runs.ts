@@ -8,9 +8,29 @@
 import type { BackendChoice } from "../backend.ts";
 import { type RunHandle, RUNNER_TOKEN_VARIABLE, type RunSink, startRun } from "../experiment/run_record.ts";
 import { type ParamValue, resolvedParamsOf } from "./params.ts";
+import { onInterruption } from "./interrupt.ts";
+
+/** The notebook run this kernel started last, which a Stop marks stopped (outside batch runs). */
+let current: RunHandle | null = null;
+let listening = false;
+
+/**
+ * In a live kernel a Stop marks the notebook's run record `stopped` as the job ends (where, and what was
+ * kept, in its error); going on (the next epoch recorded, or `finish`) makes it running, then finished. A
+ * batch run's records carry the runner's token and are the runner's to mark (at the cell, `failedAt`).
+ */
+function stopsMarkTheRun(handle: RunHandle): void {
+  if (handle.record.runnerToken) return;
+  current = handle;
+  if (listening) return;
+  listening = true;
+  onInterruption((interruption) => {
+    if (current?.record.status === "running") void current.stop(interruption.message);
+  });
+}
 
 /** Starts the run record of a notebook run: `params` is what its parameters cell returned. */
-export function startNotebookRun(options: {
+export async function startNotebookRun(options: {
   notebook: string;
   params: Readonly<Record<string, ParamValue>>;
   backend?: BackendChoice;
@@ -22,7 +42,7 @@ export function startNotebookRun(options: {
   const threads = options.backend?.backend === "wasm"
     ? Number(options.backend.detail?.match(/(\d+) thread/)?.[1])
     : NaN;
-  return startRun({
+  const handle = await startRun({
     notebook: options.notebook,
     dataset: options.dataset ?? null,
     run: options.run ?? null,
@@ -35,6 +55,8 @@ export function startNotebookRun(options: {
     sinks: options.sinks,
     runnerToken: Deno.env.get(RUNNER_TOKEN_VARIABLE) ?? null,
   });
+  stopsMarkTheRun(handle);
+  return handle;
 }
 
 /**
