@@ -4,7 +4,7 @@ import { join } from "node:path";
 import sharp from "sharp";
 import { tf } from "../lib/tf.ts";
 import { selectBackend } from "../lib/backend.ts";
-import { createSiameseRuCLIP } from "../lib/model/siamese.ts";
+import { createSiameseRuCLIP, type SiameseRuCLIP } from "../lib/model/siamese.ts";
 import { tinyPreset } from "../lib/model/presets.ts";
 import { loadCheckpoint } from "../lib/model/checkpoint.ts";
 import { loadTokenizer } from "../lib/text/tokenizer.ts";
@@ -69,6 +69,14 @@ const train = pairIndexSet(inputs, pairs);
 const validation = pairIndexSet(inputs, pairs.slice(0, 6));
 const config: TrainingConfig = { ...DEFAULT_TRAINING_CONFIG, epochs: 3, batchSize: 5, learningRate: 3e-3, margin: 1 };
 
+/** Trains `m` on the pairs above with `config`, unless `options` says otherwise. */
+const trainOn = (
+  m: SiameseRuCLIP,
+  options: Omit<Parameters<typeof trainSiamese>[0], "model" | "inputs" | "train" | "validation" | "config"> & {
+    config?: TrainingConfig;
+  },
+) => trainSiamese({ model: m, inputs, train, validation, config, ...options });
+
 const params: TrainingParams = {
   MODE: "text",
   EPOCHS: 2,
@@ -132,12 +140,7 @@ describe("trainer, full mode", () => {
     const m = model();
     const counts: number[] = [];
     const runDir = join(dir, "results", "full");
-    const result = await trainSiamese({
-      model: m,
-      inputs,
-      train,
-      validation,
-      config,
+    const result = await trainOn(m, {
       runDir,
       progress: false,
       onEpoch: () => void counts.push(tf.memory().numTensors),
@@ -163,11 +166,7 @@ describe("trainer, full mode", () => {
   it("resumes from an epoch checkpoint and continues the same schedule", async () => {
     const m = model();
     const runDir = join(dir, "results", "resume");
-    await trainSiamese({
-      model: m,
-      inputs,
-      train,
-      validation,
+    await trainOn(m, {
       config: { ...config, epochs: 1 },
       runDir,
       progress: false,
@@ -176,11 +175,7 @@ describe("trainer, full mode", () => {
     const resumed = model();
     const checkpoint = join(dir, "results", "tmp", "resume", "epoch-001");
     const saved = await loadCheckpoint(checkpoint);
-    const result = await trainSiamese({
-      model: resumed,
-      inputs,
-      train,
-      validation,
+    const result = await trainOn(resumed, {
       config: { ...config, epochs: 2 },
       runDir,
       resumeFrom: checkpoint,
@@ -198,7 +193,7 @@ describe("trainer, full mode", () => {
   it("Stop mid-epoch keeps a resumable checkpoint; resumed, the run ends where an uninterrupted one ends", async () => {
     const steps = Math.ceil(pairs.length / config.batchSize); // 3 per epoch
     const whole = model();
-    await trainSiamese({ model: whole, inputs, train, validation, config, runDir: join(dir, "results", "whole") });
+    await trainOn(whole, { runDir: join(dir, "results", "whole") });
     const expected = await whole.stateDict();
     whole.dispose();
 
@@ -206,12 +201,7 @@ describe("trainer, full mode", () => {
     const stopped = model();
     const runDir = join(dir, "results", "stopped");
     const before = tf.memory().numTensors;
-    const error = await trainSiamese({
-      model: stopped,
-      inputs,
-      train,
-      validation,
-      config,
+    const error = await trainOn(stopped, {
       runDir,
       progress: false,
       // Stop pressed during the first step of epoch 2 (global step 4).
@@ -241,11 +231,7 @@ describe("trainer, full mode", () => {
     // A run with fewer epochs than the stopped one cannot resume it.
     const early = model();
     await expect(
-      trainSiamese({
-        model: early,
-        inputs,
-        train,
-        validation,
+      trainOn(early, {
         config: { ...config, epochs: 1 },
         runDir,
         resumeFrom: interrupted,
@@ -254,12 +240,7 @@ describe("trainer, full mode", () => {
     early.dispose();
 
     const resumed = model();
-    const result = await trainSiamese({
-      model: resumed,
-      inputs,
-      train,
-      validation,
-      config,
+    const result = await trainOn(resumed, {
       runDir,
       resumeFrom: interrupted,
       progress: false,
@@ -277,12 +258,7 @@ describe("trainer, full mode", () => {
     const m = model();
     const runDir = join(dir, "results", "nan");
     const before = tf.memory().numTensors;
-    const error = await trainSiamese({
-      model: m,
-      inputs,
-      train,
-      validation,
-      config,
+    const error = await trainOn(m, {
       runDir,
       progress: false,
       lossHook: (epoch, _step, loss) => (epoch === 2 ? Number.NaN : loss),
@@ -307,11 +283,7 @@ describe("trainer, head mode", () => {
     expect(second.features).toEqual(first.features);
     const towersBefore = (await m.stateDict()).get("ruclip.final_ln.weight")!.data.slice();
     const headBefore = (await m.stateDict()).get("head.0.weight")!.data.slice();
-    const result = await trainSiamese({
-      model: m,
-      inputs,
-      train,
-      validation,
+    const result = await trainOn(m, {
       config: { ...config, mode: "head", epochs: 2 },
       runDir: join(dir, "results", "head"),
       features: second.features,
@@ -381,11 +353,7 @@ describe("trainer, text mode", () => {
       const imageBefore = (await m.stateDict()).get("ruclip.visual.stem.0.weight")!.data.slice();
       const nameBefore = (await m.stateDict()).get("ruclip.final_ln.weight")!.data.slice();
       const tensorsBefore = tf.memory().numTensors;
-      const result = await trainSiamese({
-        model: m,
-        inputs,
-        train,
-        validation,
+      const result = await trainOn(m, {
         config: { ...config, mode: "text", epochs: 2 },
         runDir: join(dir, "results", `text-${cached}`),
         features,
@@ -409,11 +377,7 @@ describe("training contracts", () => {
   it("checks the configuration at the library's entry, naming the field, the value and the choices", async () => {
     const m = model();
     const run = (patch: Partial<TrainingConfig>) =>
-      trainSiamese({
-        model: m,
-        inputs,
-        train,
-        validation,
+      trainOn(m, {
         config: { ...config, ...patch } as TrainingConfig,
         runDir: join(dir, "results", "bad"),
         progress: false,
@@ -488,11 +452,7 @@ describe("training contracts", () => {
     const m = model();
     const features = (await cachedTowerFeatures(m, inputs, { cacheDir: join(dir, "cache-plateau"), progress: false }))
       .features;
-    const result = await trainSiamese({
-      model: m,
-      inputs,
-      train,
-      validation,
+    const result = await trainOn(m, {
       config: { ...config, mode: "head", epochs: 4, bestMetric: "loss", plateauPatience: 0, learningRate: 0.05 },
       runDir: join(dir, "results", "plateau"),
       features,
