@@ -270,21 +270,22 @@ export async function runSeedStudy(options: SeedStudyOptions): Promise<SeedStudy
         test: pairSetOf(splitOf("test")),
         candidates: candidatePairs(queryCandidateSetOf(splitOf("test"))),
       };
-      const classifierRow = async (name: string, siamese: NamedEmbeddings | null) => {
+      // Both classifiers in one fit (the stack's base is the evidence-only classifier), after the first variant.
+      const classifierRows = async (siamese: NamedEmbeddings) => {
         const { trials } = await evaluatePairClassifiers({
           dataset: options.dataset,
           rule: options.rule,
-          siamese: siamese && { siamese, towers: baselines[0] },
-          evidenceOnly: siamese === null,
+          siamese: { siamese, towers: baselines[0] },
           pairs,
           ...(options.classifierThreads ? { boosted: { params: { nthread: options.classifierThreads } } } : {}),
         });
         trials.forEach((t) => t.classifier.dispose());
-        const row: SeedStudyRow = { seed, model: name, kind: "classifier", ...classifierMetrics(trials[0]) };
-        rows.push(row);
-        log(`seed ${seed} ${name}: ${formatMetrics(row.test)}`);
+        for (const trial of trials) {
+          const row: SeedStudyRow = { seed, model: trial.model, kind: "classifier", ...classifierMetrics(trial) };
+          rows.push(row);
+          log(`seed ${seed} ${trial.model}: ${formatMetrics(row.test)}`);
+        }
       };
-      if (classifierOn) await classifierRow(SEED_STUDY_CLASSIFIERS.evidence, null);
       for (const variant of options.variants) {
         const { model } = await setupModel({
           preset: options.preset,
@@ -339,7 +340,7 @@ export async function runSeedStudy(options: SeedStudyOptions): Promise<SeedStudy
           );
           if (classifierOn && variant === options.variants[0]) {
             const siamese = await trialEmbeddings(model, variant.config, inputs, features);
-            await classifierRow(SEED_STUDY_CLASSIFIERS.full, siamese);
+            await classifierRows(siamese);
           }
         } finally {
           model.dispose();
